@@ -1,0 +1,1 @@
+"""prombot: patient reported outcome measures by SMS for GP practices."""

@@ -1,0 +1,184 @@
+"""The ``prombot`` command: a Flask CLI group over ``create_app``.
+
+Each command only parses its arguments, calls the core or a service, and
+prints; no logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from bot.app import create_app
+from bot.flows import Context, PatientText, outcome, resume, start
+from bot.flows.events import Reply
+from bot.flows.state import Result
+from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
+
+
+def _catalogue() -> Catalogue:
+    return current_app.extensions["prombot.catalogue"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False)
+def cli() -> None:
+    """prombot: patient reported outcome measures by SMS."""
+
+
+@cli.command("instruments")
+@click.option("--json", "as_json", is_flag=True, help="one JSON array instead of a table")
+def instruments_command(as_json: bool) -> None:
+    """List the questionnaires available: id, title, items, licence."""
+    rows = [
+        {
+            "id": i.id,
+            "title": i.title,
+            "items": len(i.items),
+            "scored_items": len(i.scored_item_ids),
+            "version": i.version,
+            "licence": i.licence,
+        }
+        for i in _catalogue().values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['id']:<8} {row['items']:>2} items  {row['title']}")
+        click.echo(f"{'':<8} licence: {row['licence']}")
+
+
+@cli.command("score")
+@click.argument("instrument_id")
+@click.argument("values", nargs=-1)
+def score_command(instrument_id: str, values: tuple[str, ...]) -> None:
+    """Score VALUES given in item order; '-' marks a missing answer.
+
+    Give one value per scored item (unscored items such as PHQ-9's difficulty
+    question may be left out), or one per item.
+    """
+    catalogue = _catalogue()
+    if instrument_id not in catalogue:
+        _fail(f"unknown instrument {instrument_id!r}; try: {', '.join(catalogue)}")
+    instrument = catalogue[instrument_id]
+    ids = instrument.item_ids if len(values) == len(instrument.items) else None
+    if ids is None:
+        if len(values) > len(instrument.scored_item_ids):
+            _fail(
+                f"{instrument_id} takes {len(instrument.scored_item_ids)} scored values "
+                f"(or {len(instrument.items)} with unscored items), not {len(values)}"
+            )
+        ids = instrument.scored_item_ids
+    answers: dict[str, int] = {}
+    for item_id, raw in zip(ids, values, strict=False):
+        if raw in ("-", "", "null", "none"):
+            continue
+        try:
+            answers[item_id] = int(raw)
+        except ValueError:
+            _fail(f"{instrument_id} item {item_id!r}: {raw!r} is not a whole number")
+    try:
+        scored = score(instrument, answers)
+    except InvalidAnswer as exc:
+        _fail(str(exc))
+        return
+    click.echo(
+        json.dumps(
+            {
+                "instrument": instrument.id,
+                "version": instrument.version,
+                "status": "completed" if scored.complete else "incomplete",
+                "total": scored.total,
+                "band": scored.band,
+                "percentage": scored.percentage,
+                "prorated": scored.prorated,
+                "answers": answers,
+                "flags": list(scored.flags),
+            }
+        )
+    )
+
+
+@cli.command("chat")
+@click.argument("instrument_id")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the result")
+@click.option("--practice", default="Demo Surgery", show_default=True)
+@click.option("--practice-phone", default="01632 960123", show_default=True)
+@click.option("--continue", "continue_if_positive", is_flag=True, help="screen, then full form")
+@click.option("--show-score", is_flag=True, help="tell the patient their score at the end")
+def chat_command(
+    instrument_id: str,
+    as_json: bool,
+    practice: str,
+    practice_phone: str,
+    continue_if_positive: bool,
+    show_score: bool,
+) -> None:
+    """Play the patient in a terminal: each line you type is a text message."""
+    catalogue = _catalogue()
+    if instrument_id not in catalogue:
+        _fail(f"unknown instrument {instrument_id!r}; try: {', '.join(catalogue)}")
+    try:
+        context = Context(
+            practice_name=practice,
+            practice_phone=practice_phone or None,
+            continue_if_positive=continue_if_positive,
+            show_score=show_score,
+        )
+    except ValueError as exc:
+        _fail(str(exc).splitlines()[0])
+        return
+    interactive = sys.stdin.isatty()
+    state, events = start(instrument_id, catalogue, context, datetime.now(UTC))
+    _print_replies(events)
+    while True:
+        if interactive:
+            click.echo("you> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        state, events = resume(
+            state, catalogue, PatientText(text=line.rstrip("\r\n")), datetime.now(UTC)
+        )
+        _print_replies(events)
+    if as_json:
+        click.echo(json.dumps(_result_json(outcome(state, catalogue, datetime.now(UTC)), state)))
+
+
+def _print_replies(events: list) -> None:
+    for event in events:
+        if isinstance(event, Reply):
+            click.echo(event.text)
+            click.echo()
+
+
+def _result_json(result: Result, state) -> dict:  # noqa: ANN001
+    data = result.model_dump(mode="json")
+    if state.opted_out and data["status"] != "completed":
+        data["status"] = "opted_out"
+    earlier = [r.model_dump(mode="json") for r in state.results if r is not result]
+    if earlier:
+        data["screen"] = earlier[0]
+    return data
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="prombot")
+    except InstrumentFileError as exc:
+        click.echo(f"error: questionnaire file {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

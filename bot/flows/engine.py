@@ -1,0 +1,402 @@
+"""The conversation state machine.
+
+``start`` opens a questionnaire; ``resume`` moves it on by one inbound (a
+patient's text, a reminder or an expiry). Both return the new state and the
+events that say what happened; they never act, read a clock or raise on bad
+input. Safety comes first in every path: a risk phrase gets the crisis
+message and a flag before anything else is considered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from bot.flows import messages
+from bot.flows.answers import read_answer
+from bot.flows.commands import Command, command_in
+from bot.flows.events import (
+    AnswerRecorded,
+    AnswerRejected,
+    CallbackRequested,
+    ContinuedTo,
+    ConversationEnded,
+    Event,
+    FlagRaised,
+    OptedIn,
+    OptedOut,
+    Paused,
+    Reply,
+    ResultRecorded,
+    Resumed,
+)
+from bot.flows.inbound import ExpiryDue, Inbound, PatientText, ReminderDue
+from bot.flows.risk import mentions_risk
+from bot.flows.state import Context, ConversationState, Result, Status
+from bot.instruments.rules import Facts
+from bot.instruments.schema import Instrument
+from bot.instruments.scoring import applicable, immediate_flags, score
+
+SELF_HARM_RISK = "self_harm_risk"
+
+Catalogue = Mapping[str, Instrument]
+
+
+def start(
+    instrument_id: str, catalogue: Catalogue, context: Context, now: datetime
+) -> tuple[ConversationState, list[Event]]:
+    """Open a questionnaire: the introduction and the first question."""
+    instrument = catalogue[instrument_id]
+    first = _next_item(instrument, {}, [])
+    assert first is not None, "an instrument always has an unconditional first item"
+    state = ConversationState(
+        instrument=instrument_id,
+        stage=instrument_id,
+        context=context,
+        current_item=first,
+        asked=[first],
+        started_at=now,
+        updated_at=now,
+    )
+    events: list[Event] = [
+        Reply(kind="intro", text=messages.intro(instrument, context)),
+        Reply(kind="question", text=messages.question(instrument, first, with_stem=True)),
+    ]
+    return state, events
+
+
+def resume(
+    state: ConversationState, catalogue: Catalogue, inbound: Inbound, now: datetime
+) -> tuple[ConversationState, list[Event]]:
+    """Move a conversation on by one inbound; the given state is not modified."""
+    state = state.model_copy(deep=True)
+    state.updated_at = now
+    instrument = catalogue[state.stage]
+    if isinstance(inbound, ReminderDue):
+        return state, _remind(state, instrument)
+    if isinstance(inbound, ExpiryDue):
+        return state, _expire(state, catalogue, now)
+    assert isinstance(inbound, PatientText)
+    return state, _on_text(state, catalogue, instrument, inbound.text, now)
+
+
+# -- patient texts ---------------------------------------------------------------
+
+
+def _on_text(
+    state: ConversationState,
+    catalogue: Catalogue,
+    instrument: Instrument,
+    text: str,
+    now: datetime,
+) -> list[Event]:
+    command = command_in(text)
+    events: list[Event] = []
+    if command is None and mentions_risk(text):
+        events += _raise_flag(state, SELF_HARM_RISK, "urgent", "risk_phrase")
+        if not state.opted_out:
+            events.append(Reply(kind="safety", text=messages.safety(state.context)))
+
+    if state.opted_out:
+        if command == Command.START:
+            state.opted_out = False
+            return [*events, OptedIn(), _reply("confirmation", messages.opted_in(state.context))]
+        return events  # an opted-out patient hears nothing but START's answer
+
+    if not state.is_open:
+        return events + _on_text_when_closed(state, command)
+
+    if command is not None:
+        return events + _on_command(state, catalogue, instrument, command, now)
+
+    if state.status == Status.PAUSED:
+        state.status = Status.ACTIVE
+        item = _current(state)
+        return [*events, Resumed(), _reply("question", messages.welcome_back(instrument, item))]
+
+    return events + _on_answer(state, catalogue, instrument, text, now, risk_seen=bool(events))
+
+
+def _on_text_when_closed(state: ConversationState, command: Command | None) -> list[Event]:
+    context = state.context
+    if command == Command.STOP:
+        state.opted_out = True
+        return [OptedOut(), _reply("confirmation", messages.opted_out(context))]
+    if command == Command.START:
+        return [_reply("confirmation", messages.already_opted_in())]
+    if command == Command.HELP:
+        return [_reply("help", messages.help_text(context))]
+    if command == Command.CALL:
+        return [CallbackRequested(), _reply("confirmation", messages.callback(context))]
+    return [_reply("closed", messages.closed(context))]
+
+
+def _on_command(
+    state: ConversationState,
+    catalogue: Catalogue,
+    instrument: Instrument,
+    command: Command,
+    now: datetime,
+) -> list[Event]:
+    context = state.context
+    item = _current(state)
+    if command == Command.STOP:
+        state.opted_out = True
+        events: list[Event] = [OptedOut()]
+        events += _finish(state, catalogue, instrument, now, status="opted_out")
+        events.append(_reply("confirmation", messages.opted_out(context)))
+        return events
+    if command == Command.HELP:
+        return [_reply("help", messages.help_text(context))]
+    if command == Command.CALL:
+        return [CallbackRequested(), _reply("confirmation", messages.callback(context))]
+    if command == Command.LATER:
+        if state.status == Status.PAUSED:
+            return [_reply("confirmation", messages.already_paused())]
+        state.status = Status.PAUSED
+        return [Paused(), _reply("confirmation", messages.paused(context))]
+
+    events = []
+    if state.status == Status.PAUSED:
+        state.status = Status.ACTIVE
+        events.append(Resumed())
+    if command == Command.START:
+        return [
+            *events,
+            _reply("confirmation", messages.already_opted_in()),
+            _reply("question", messages.question(instrument, item)),
+        ]
+    if command == Command.REPEAT:
+        return [*events, _reply("question", messages.question(instrument, item))]
+    assert command == Command.BACK
+    state.invalid_streak = 0
+    if len(state.asked) < 2:
+        text = (
+            messages.carried_over_boundary(instrument, item)
+            if state.carried
+            else messages.first_question_again(instrument, item)
+        )
+        return [*events, _reply("question", text)]
+    state.asked.pop()
+    previous = state.asked[-1]
+    state.current_item = previous
+    label = _label(instrument, previous, state.answers.get(previous))
+    return [*events, _reply("question", messages.going_back(instrument, previous, label))]
+
+
+def _on_answer(
+    state: ConversationState,
+    catalogue: Catalogue,
+    instrument: Instrument,
+    text: str,
+    now: datetime,
+    *,
+    risk_seen: bool,
+) -> list[Event]:
+    item = _current(state)
+    value = read_answer(text, instrument.option_set_for(item))
+    if value is None:
+        if risk_seen:
+            # The crisis message has just gone; ask again gently, without "sorry".
+            return [_reply("question", messages.question(instrument, item))]
+        state.invalid_streak += 1
+        return [
+            AnswerRejected(
+                instrument=instrument.id, item=item, raw_text=text, attempts=state.invalid_streak
+            ),
+            _reply(
+                "reprompt",
+                messages.reprompt(instrument, item, state.invalid_streak, state.context),
+            ),
+        ]
+
+    state.invalid_streak = 0
+    replaced = item in state.answers
+    state.answers[item] = value
+    events: list[Event] = [
+        AnswerRecorded(
+            instrument=instrument.id, item=item, value=value, raw_text=text, replaced=replaced
+        )
+    ]
+    for flag_id in immediate_flags(instrument, {item: value}):
+        flag = next(f for f in instrument.flags if f.id == flag_id)
+        events += _raise_flag(state, flag.id, flag.severity, "item_answer", item=item)
+        if flag.crisis_signposting and not risk_seen:
+            events.append(Reply(kind="safety", text=messages.safety(state.context)))
+            risk_seen = True
+    return events + _advance(state, catalogue, instrument, now)
+
+
+def _advance(
+    state: ConversationState, catalogue: Catalogue, instrument: Instrument, now: datetime
+) -> list[Event]:
+    following = _next_item(instrument, state.answers, state.carried)
+    if following is not None:
+        state.current_item = following
+        state.asked.append(following)
+        return [_reply("question", messages.question(instrument, following))]
+
+    result = _result(state, instrument, "completed", now)
+    continuation = instrument.continuation
+    if (
+        state.context.continue_if_positive
+        and continuation is not None
+        and continuation.when.evaluate(_facts(instrument, state.answers, result))
+    ):
+        target = catalogue[continuation.instrument]
+        carried = {k: v for k, v in state.answers.items() if k in target.item_ids}
+        state.results.append(result)
+        state.stage = target.id
+        state.answers = dict(carried)
+        state.carried = list(carried)
+        first = _next_item(target, state.answers, state.carried)
+        if first is not None:
+            state.current_item = first
+            state.asked = [first]
+            return [
+                ResultRecorded(result=result),
+                ContinuedTo(instrument=target.id),
+                _reply("question", messages.continuing(target, first)),
+            ]
+        return [ResultRecorded(result=result), *_advance(state, catalogue, target, now)]
+
+    events = _finish(state, catalogue, instrument, now, status="completed")
+    events.append(_reply("thanks", messages.thanks(state.context, instrument, result.total)))
+    return events
+
+
+# -- timers ----------------------------------------------------------------------
+
+
+def _remind(state: ConversationState, instrument: Instrument) -> list[Event]:
+    if state.status != Status.ACTIVE:
+        return []  # paused on the patient's word, or finished: say nothing
+    state.reminders_sent += 1
+    return [
+        _reply("reminder", messages.reminder(state.context)),
+        _reply("question", messages.question(instrument, _current(state))),
+    ]
+
+
+def _expire(state: ConversationState, catalogue: Catalogue, now: datetime) -> list[Event]:
+    if not state.is_open:
+        return []
+    return _finish(state, catalogue, catalogue[state.stage], now, status="expired")
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _finish(
+    state: ConversationState,
+    catalogue: Catalogue,
+    instrument: Instrument,
+    now: datetime,
+    *,
+    status: str,
+) -> list[Event]:
+    """Close the conversation with a result for the stage in progress."""
+    complete = _next_item(instrument, state.answers, state.carried) is None
+    result_status = (
+        "completed" if complete else ("opted_out" if status == "opted_out" else "incomplete")
+    )
+    result = _result(state, instrument, result_status, now)
+    state.results.append(result)
+    state.status = {
+        "completed": Status.COMPLETED,
+        "opted_out": Status.OPTED_OUT,
+        "expired": Status.EXPIRED,
+    }[status]
+    state.current_item = None
+    events: list[Event] = [ResultRecorded(result=result)]
+    for flag_id in result.flags:
+        if flag_id not in state.raised_flags:
+            flag = next(f for f in instrument.flags if f.id == flag_id)
+            events += _raise_flag(state, flag.id, flag.severity, "score")
+    events.append(ConversationEnded(status=status))  # type: ignore[arg-type]
+    return events
+
+
+def _result(state: ConversationState, instrument: Instrument, status: str, now: datetime) -> Result:
+    asked = {
+        k: v
+        for k, v in state.answers.items()
+        if k in instrument.item_ids and applicable(instrument, k, state.answers)
+    }
+    scored = score(instrument, asked)
+    flags = list(scored.flags)
+    flags += [f for f in state.raised_flags if f not in flags]
+    return Result(
+        instrument=instrument.id,
+        version=instrument.version,
+        status=status,  # type: ignore[arg-type]
+        total=scored.total,
+        band=scored.band,
+        percentage=scored.percentage,
+        prorated=scored.prorated,
+        answers=asked,
+        flags=flags,
+        finished_at=now,
+    )
+
+
+def _facts(instrument: Instrument, answers: Mapping[str, int], result: Result) -> Facts:
+    return Facts(
+        answers=answers,
+        scored_items=instrument.scored_item_ids,
+        total=result.total,
+        band=result.band,
+    )
+
+
+def _raise_flag(
+    state: ConversationState,
+    flag: str,
+    severity: str,
+    reason: str,
+    *,
+    item: str | None = None,
+) -> list[Event]:
+    if flag not in state.raised_flags:
+        state.raised_flags.append(flag)
+    return [FlagRaised(flag=flag, severity=severity, reason=reason, item=item)]  # type: ignore[arg-type]
+
+
+def _next_item(
+    instrument: Instrument, answers: Mapping[str, int], carried: list[str]
+) -> str | None:
+    for item in instrument.items:
+        if item.id in answers or item.id in carried:
+            continue
+        if applicable(instrument, item.id, answers):
+            return item.id
+    return None
+
+
+def _current(state: ConversationState) -> str:
+    assert state.current_item is not None, "an open conversation always has a current item"
+    return state.current_item
+
+
+def _label(instrument: Instrument, item_id: str, value: int | None) -> str | None:
+    if value is None:
+        return None
+    return next(o.label for o in instrument.options_for(item_id) if o.value == value)
+
+
+def _reply(kind: str, text: str) -> Reply:
+    return Reply(kind=kind, text=text)  # type: ignore[arg-type]
+
+
+__all__ = ["SELF_HARM_RISK", "Context", "outcome", "resume", "start"]
+
+
+def outcome(state: ConversationState, catalogue: Catalogue, now: datetime) -> Result:
+    """The result as it stands: the final one if finished, else what is answered so far.
+
+    After a screen continued into the full instrument, this is the full
+    instrument's result; the screen's own is in ``state.results``.
+    """
+    if not state.is_open and state.results:
+        return state.results[-1]
+    return _result(state, catalogue[state.stage], "incomplete", now)

@@ -1,0 +1,160 @@
+"""Every text the engine can send, in one place, in plain GSM-7 English.
+
+Rules: no condition is named before the patient has opened the questionnaire
+(the intro names the practice, not depression or alcohol); no score unless the
+invitation asks for it; every text fits in two SMS segments (306 characters),
+which tests/test_messages.py checks for every item of every instrument.
+"""
+
+from __future__ import annotations
+
+from bot.flows.answers import answer_hint
+from bot.flows.state import Context
+from bot.instruments.schema import Instrument
+
+CRISIS_LINES = "In an emergency call 999 or go to A&E. NHS 111 (option 2) or Samaritans 116 123."
+
+
+def _contact(context: Context) -> str:
+    if context.practice_phone:
+        return f"{context.practice_name} on {context.practice_phone}"
+    return context.practice_name
+
+
+def _options(instrument: Instrument, item_id: str) -> str:
+    option_set = instrument.option_set_for(item_id)
+    return "\n".join(f"{option_set.key_of(o)} {o.label}" for o in option_set.options)
+
+
+def item_number(instrument: Instrument, item_id: str) -> str:
+    """'Q3/9', or 'Last question' for an item asked only on some answers."""
+    item = instrument.item(item_id)
+    if item.ask_when is not None:
+        return "One more question"
+    always = [i.id for i in instrument.items if i.ask_when is None]
+    return f"Q{always.index(item_id) + 1}/{len(always)}"
+
+
+def question_count(instrument: Instrument) -> int:
+    return sum(1 for item in instrument.items if item.ask_when is None)
+
+
+def intro(instrument: Instrument, context: Context) -> str:
+    return (
+        f"Hello from {context.practice_name}. As agreed at your appointment, here is a short "
+        f"questionnaire: {question_count(instrument)} questions, about 2 minutes. "
+        "Please answer each one by text. Reply HELP for help or STOP to opt out."
+    )
+
+
+def question(instrument: Instrument, item_id: str, *, with_stem: bool = False) -> str:
+    item = instrument.item(item_id)
+    head = f"{instrument.stem}\n" if with_stem else ""
+    return f"{head}{item_number(instrument, item_id)}: {item.text}\n{_options(instrument, item_id)}"
+
+
+def reprompt(instrument: Instrument, item_id: str, attempts: int, context: Context) -> str:
+    hint = answer_hint(instrument.option_set_for(item_id))
+    text = f"Sorry, I didn't understand. Please reply with {hint}:\n{_options(instrument, item_id)}"
+    if attempts >= 3:
+        text += f"\nOr reply CALL and {context.practice_name} will phone you instead."
+    return text
+
+
+def safety(context: Context) -> str:
+    return (
+        "If you are thinking of harming yourself, please get help now. "
+        f"{CRISIS_LINES} "
+        f"We will let {context.practice_name} know so they can contact you."
+    )
+
+
+def help_text(context: Context) -> str:
+    return (
+        "Reply with the number or letter of your answer. BACK changes your last answer, "
+        "REPEAT shows the question again, LATER pauses, STOP opts out. "
+        f"Questions? Contact {_contact(context)}. {CRISIS_LINES}"
+    )
+
+
+def first_question_again(instrument: Instrument, item_id: str) -> str:
+    return "This is the first question.\n" + question(instrument, item_id)
+
+
+def going_back(instrument: Instrument, item_id: str, previous_label: str | None) -> str:
+    said = f" You answered: {previous_label}." if previous_label else ""
+    return f"OK, going back.{said}\n" + question(instrument, item_id)
+
+
+def carried_over_boundary(instrument: Instrument, item_id: str) -> str:
+    return "Your earlier answers are saved and can't be changed now.\n" + question(
+        instrument, item_id
+    )
+
+
+def paused(context: Context) -> str:
+    return (
+        "No problem, we have paused. Text us anything when you are ready to carry on. "
+        "Reply STOP to opt out."
+    )
+
+
+def already_paused() -> str:
+    return "We are paused. Text us anything when you are ready to carry on."
+
+
+def welcome_back(instrument: Instrument, item_id: str) -> str:
+    return "Welcome back.\n" + question(instrument, item_id)
+
+
+def callback(context: Context) -> str:
+    return (
+        f"Thank you. We have asked {context.practice_name} to phone you. "
+        "You can still reply to the question by text if you prefer."
+    )
+
+
+def opted_out(context: Context) -> str:
+    return (
+        f"You have opted out and will get no more questionnaires from {context.practice_name} "
+        "by text. Reply START to opt back in."
+    )
+
+
+def opted_in(context: Context) -> str:
+    return (
+        f"You have opted back in to texts from {context.practice_name}. "
+        "They will send your next questionnaire when it is due."
+    )
+
+
+def already_opted_in() -> str:
+    return "You are already receiving texts from us."
+
+
+def continuing(instrument: Instrument, item_id: str) -> str:
+    return "Thank you. A few more questions.\n" + question(instrument, item_id)
+
+
+def reminder(context: Context) -> str:
+    return (
+        f"A reminder from {context.practice_name}: your questionnaire is not finished yet. "
+        "Here is where you got to. Reply LATER to pause or STOP to opt out."
+    )
+
+
+def thanks(context: Context, instrument: Instrument, total: int | None) -> str:
+    text = (
+        "Thank you, that is the end of the questionnaire. "
+        f"{context.practice_name} will see your answers."
+    )
+    if context.show_score and total is not None:
+        text += f" Your {instrument.short_title} score is {total}."
+    return text + f" If you feel worse or need help, contact {_contact(context)}."
+
+
+def closed(context: Context) -> str:
+    return (
+        "This questionnaire has finished, so we can't read your reply. "
+        f"If you need help, contact {_contact(context)}. {CRISIS_LINES}"
+    )

@@ -1,0 +1,275 @@
+"""The shape of a questionnaire file, and the checks that make a bad file fail at start-up.
+
+Pydantic checks the structure; ``Instrument``'s validator checks the graph:
+items referred to by rules and branches exist and come earlier, band ranges
+cover every total the items can produce without gaps or overlaps, option
+numbers are unique, and every text is plain GSM-7 so it goes out as it reads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.instruments import rules as r
+from bot.instruments.gsm7 import non_gsm7_characters
+from bot.instruments.rules import Rule
+
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Option(_Model):
+    """One answer: its value (also the number a patient replies with) and its words."""
+
+    value: int = Field(ge=0, le=9)
+    label: str = Field(min_length=1)
+    synonyms: tuple[str, ...] = ()
+    number_range: tuple[int, int] | None = Field(
+        default=None,
+        description="a bare number in this range chooses this option (letter-keyed sets only)",
+    )
+
+
+class OptionSet(_Model):
+    """The answers to an item, and how a patient picks one.
+
+    ``keys: numbers`` (the default) means the patient replies with the option's
+    value. ``keys: letters`` is for options whose words are themselves numbers
+    (AUDIT-C's "3 to 4 units"): a reply of "3" must then mean three units, not
+    the option numbered 3, so options are picked by letter (A, B, ...) instead.
+    """
+
+    keys: Literal["numbers", "letters"] = "numbers"
+    options: tuple[Option, ...]
+
+    def key_of(self, option: Option) -> str:
+        if self.keys == "numbers":
+            return str(option.value)
+        return "ABCDEFGHIJ"[self.options.index(option)]
+
+
+class Item(_Model):
+    id: str = Field(pattern=ID_PATTERN)
+    text: str = Field(min_length=1)
+    options: str = Field(description="name of an option set")
+    scored: bool = True
+    ask_when: Rule | None = None
+    loinc: str | None = None
+
+
+class Band(_Model):
+    id: str = Field(pattern=ID_PATTERN)
+    label: str
+    min: int
+    max: int
+
+
+class Flag(_Model):
+    id: str = Field(pattern=ID_PATTERN)
+    when: Rule
+    severity: Literal["urgent", "routine", "information"]
+    immediate: bool = Field(
+        default=False, description="raise as soon as the answers make it true, not at the end"
+    )
+    crisis_signposting: bool = Field(
+        default=False, description="send the crisis message to the patient when raised"
+    )
+
+
+class Prorating(_Model):
+    """Score an incomplete questionnaire from the mean of the answered items."""
+
+    max_missing: int = Field(ge=1)
+    source: str = Field(min_length=1)
+
+
+class Scoring(_Model):
+    method: Literal["sum"] = "sum"
+    percentage_multiplier: int | None = None
+    prorating: Prorating | None = None
+
+
+class Codes(_Model):
+    loinc_panel: str | None = None
+    loinc_total: str | None = None
+    snomed_total: str | None = None
+    snomed_total_display: str | None = None
+
+
+class Continuation(_Model):
+    """Go straight on to a fuller instrument when this one screens positive.
+
+    Items with the same id in both instruments are carried over, not asked twice.
+    """
+
+    instrument: str = Field(pattern=ID_PATTERN)
+    when: Rule
+
+
+class Instrument(_Model):
+    id: str = Field(pattern=ID_PATTERN)
+    version: str
+    title: str
+    short_title: str = Field(max_length=20)
+    licence: str
+    source: str
+    languages: tuple[str, ...] = ("en",)
+    stem: str = Field(min_length=1)
+    option_sets: dict[str, OptionSet]
+    items: tuple[Item, ...] = Field(min_length=1)
+    scoring: Scoring = Scoring()
+    bands: tuple[Band, ...] = Field(min_length=1)
+    flags: tuple[Flag, ...] = ()
+    minimal_important_change: int | None = None
+    minimal_important_change_source: str | None = None
+    codes: Codes = Codes()
+    continuation: Continuation | None = None
+
+    # -- derived views -------------------------------------------------------
+
+    def item(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def option_set_for(self, item_id: str) -> OptionSet:
+        return self.option_sets[self.item(item_id).options]
+
+    def options_for(self, item_id: str) -> tuple[Option, ...]:
+        return self.option_set_for(item_id).options
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return tuple(item.id for item in self.items)
+
+    @property
+    def scored_item_ids(self) -> tuple[str, ...]:
+        return tuple(item.id for item in self.items if item.scored)
+
+    @property
+    def total_range(self) -> tuple[int, int]:
+        low = sum(min(o.value for o in self.options_for(i)) for i in self.scored_item_ids)
+        high = sum(max(o.value for o in self.options_for(i)) for i in self.scored_item_ids)
+        return low, high
+
+    def band_for(self, total: int) -> Band:
+        for band in self.bands:
+            if band.min <= total <= band.max:
+                return band
+        raise ValueError(f"{self.id}: no band covers total {total}")
+
+    # -- graph checks --------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Instrument:
+        problems: list[str] = []
+        ids = [item.id for item in self.items]
+        if len(set(ids)) != len(ids):
+            problems.append("item ids are not unique")
+        if not self.scored_item_ids:
+            problems.append("no scored items")
+        for name, option_set in self.option_sets.items():
+            options = option_set.options
+            if option_set.keys == "numbers" and any(o.number_range for o in options):
+                problems.append(f"option set {name!r} uses number_range but is keyed by numbers")
+            ranges = sorted(o.number_range for o in options if o.number_range)
+            for (_, high), (low, _) in itertools.pairwise(ranges):
+                if low <= high:
+                    problems.append(f"option set {name!r} has overlapping number ranges")
+            values = [o.value for o in options]
+            if len(options) < 2:
+                problems.append(f"option set {name!r} has fewer than 2 options")
+            if len(set(values)) != len(values):
+                problems.append(f"option set {name!r} repeats a value")
+            words = [w.lower() for o in options for w in (o.label, *o.synonyms)]
+            if len(set(words)) != len(words):
+                problems.append(f"option set {name!r} gives the same words to two options")
+        for position, item in enumerate(self.items):
+            if item.options not in self.option_sets:
+                problems.append(f"item {item.id!r} uses unknown option set {item.options!r}")
+            if item.ask_when is not None:
+                earlier = set(ids[:position])
+                for ref in item.ask_when.items():
+                    if ref == "*":
+                        if any(i not in earlier for i in self.scored_item_ids if i != item.id):
+                            problems.append(
+                                f"item {item.id!r} branches on all scored items but some come later"
+                            )
+                    elif ref not in earlier:
+                        problems.append(
+                            f"item {item.id!r} branches on {ref!r}, which is not an earlier item"
+                        )
+                if item.ask_when.bands():
+                    problems.append(f"item {item.id!r} branches on a band, which is not known yet")
+        if problems:
+            raise ValueError("; ".join(problems))
+        problems += self._check_bands()
+        band_ids = {band.id for band in self.bands}
+        rules = [(f"flag {f.id!r}", f.when) for f in self.flags]
+        if self.continuation:
+            rules.append(("continuation", self.continuation.when))
+        for where, rule in rules:
+            for ref in rule.items() - {"*"}:
+                if ref not in ids:
+                    problems.append(f"{where} refers to unknown item {ref!r}")
+            for ref in rule.bands() - band_ids:
+                problems.append(f"{where} refers to unknown band {ref!r}")
+        for flag in self.flags:
+            if flag.immediate and (flag.when.bands() or _reads_total(flag.when)):
+                problems.append(f"flag {flag.id!r} is immediate but needs the total")
+        problems += self._check_text()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _check_bands(self) -> list[str]:
+        low, high = self.total_range
+        expected = low
+        problems = []
+        for band in sorted(self.bands, key=lambda b: b.min):
+            if band.min > band.max:
+                problems.append(f"band {band.id!r} has min above max")
+            if band.min != expected:
+                kind = "gap" if band.min > expected else "overlap"
+                problems.append(f"bands leave a {kind} at total {expected} (band {band.id!r})")
+            expected = band.max + 1
+        if expected != high + 1:
+            problems.append(f"bands end at {expected - 1} but totals reach {high}")
+        return problems
+
+    def _check_text(self) -> list[str]:
+        texts = [("title", self.title), ("short_title", self.short_title), ("stem", self.stem)]
+        texts += [(f"item {i.id!r}", i.text) for i in self.items]
+        texts += [
+            (f"option {o.label!r}", word)
+            for option_set in self.option_sets.values()
+            for o in option_set.options
+            for word in (o.label, *o.synonyms)
+        ]
+        problems = []
+        for where, text in texts:
+            bad = non_gsm7_characters(text)
+            if bad:
+                problems.append(f"{where} has characters SMS cannot send plainly: {bad!r}")
+            if re.search(r"[\^{}\\\[\]~|€]", text):
+                problems.append(f"{where} uses GSM-7 extension characters (they cost double)")
+        return problems
+
+
+def _reads_total(rule: object) -> bool:
+    """True when a rule needs the total or band, which exist only at the end."""
+    if isinstance(rule, r.TotalBelow | r.TotalAtLeast | r.BandIn):
+        return True
+    if isinstance(rule, r.AnyOf):
+        return any(_reads_total(x) for x in rule.any)
+    if isinstance(rule, r.AllOf):
+        return any(_reads_total(x) for x in rule.all)
+    return False
