@@ -1,15 +1,26 @@
-"""The Flask application factory: configuration from the environment, the instance folder."""
+"""The Flask application factory: configuration from the environment, the instance folder.
+
+``create_app`` builds the runtime every service needs (database engine,
+instruments, SMS gateway) once, and registers the web layer. Questionnaire
+files are validated here, so a bad file stops the app at start-up.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+import structlog
+from flask import Flask, g, request
 
+from bot import logging as prombot_logging
 from bot.instruments import Catalogue, load_catalogue
+from bot.services.runtime import Runtime
+from bot.sms.gateway import Gateway
+from bot.store.db import make_engine, resolve_url
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": "sqlite:///instance/prombot.db",
@@ -20,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "SMS_GATEWAY": "local",
     "SMTP_URL": None,
     "PROMBOT_INSTRUMENTS_DIRS": "",
+    "PROMBOT_LOG_FORMAT": "console",
 }
 
 
@@ -34,19 +46,37 @@ def _secret_key(instance: Path) -> str:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask("bot", instance_path=os.environ.get("PROMBOT_INSTANCE", None) or None)
-    app.instance_path = str(Path(app.instance_path))
+    app = Flask(
+        "bot",
+        instance_path=os.environ.get("PROMBOT_INSTANCE") or None,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
     app.config.from_mapping(DEFAULTS)
-    for key in DEFAULTS:
+    for key in [*DEFAULTS, "SECRET_KEY"]:
         if key in os.environ:
             app.config[key] = os.environ[key]
-    if "SECRET_KEY" in os.environ:
-        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
     if test_config:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
-    app.extensions["prombot.catalogue"] = instruments_from_config(app.config)
+    if not app.config.get("PROMBOT_SKIP_LOGGING_SETUP"):
+        prombot_logging.configure(json_lines=app.config["PROMBOT_LOG_FORMAT"] == "json")
+
+    app.config["DATABASE_URL"] = resolve_url(app.config["DATABASE_URL"], app.instance_path)
+    catalogue = instruments_from_config(app.config)
+    app.extensions["prombot.catalogue"] = catalogue
+    app.extensions["prombot.runtime"] = Runtime(
+        engine=make_engine(app.config["DATABASE_URL"]),
+        catalogue=catalogue,
+        gateway=gateway_from_config(app.config),
+        public_base_url=app.config["PUBLIC_BASE_URL"],
+    )
+    _request_ids(app)
+
+    from bot import web
+
+    web.init_app(app)
     return app
 
 
@@ -54,3 +84,32 @@ def instruments_from_config(config: Any) -> Catalogue:
     """The shipped instruments plus any practice folders named in configuration."""
     folders = [d for d in str(config.get("PROMBOT_INSTRUMENTS_DIRS") or "").split(os.pathsep) if d]
     return load_catalogue(folders)
+
+
+def gateway_from_config(config: Any) -> Gateway:
+    name = config["SMS_GATEWAY"]
+    if name == "local":
+        from bot.sms.local import LocalGateway
+
+        return LocalGateway()
+    raise ValueError(f"SMS_GATEWAY must be 'local' (twilio arrives with the scheduler): {name!r}")
+
+
+def _request_ids(app: Flask) -> None:
+    """Every log line in a request carries its id; the response says it too."""
+
+    @app.before_request
+    def _bind() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    def _tag(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.teardown_request
+    def _unbind(_exc: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()

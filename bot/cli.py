@@ -19,6 +19,12 @@ from bot.flows import Context, PatientText, outcome, resume, start
 from bot.flows.events import Reply
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
+from bot.services.demo import seed_demo
+from bot.services.dispatch import dispatch_due
+from bot.services.enrolment import InputError, create_practice, new_api_token
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
+from bot.store.migrate import upgrade
 
 
 def _catalogue() -> Catalogue:
@@ -162,7 +168,7 @@ def _print_replies(events: list) -> None:
             click.echo()
 
 
-def _result_json(result: Result, state) -> dict:  # noqa: ANN001
+def _result_json(result: Result, state) -> dict:
     data = result.model_dump(mode="json")
     if state.opted_out and data["status"] != "completed":
         data["status"] = "opted_out"
@@ -170,6 +176,132 @@ def _result_json(result: Result, state) -> dict:  # noqa: ANN001
     if earlier:
         data["screen"] = earlier[0]
     return data
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["prombot.runtime"]
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade_command() -> None:
+    """Create or upgrade the schema (Alembic); safe to repeat."""
+    upgrade(_runtime().engine)
+    click.echo("database is up to date")
+
+
+@cli.command("demo")
+@click.option("--json", "as_json", is_flag=True)
+def demo_command(as_json: bool) -> None:
+    """Seed the demo practice, staff, protocols, patients and API token; safe to repeat."""
+    with transaction(_runtime().engine) as session:
+        demo = seed_demo(session, datetime.now(UTC))
+        data = {
+            "practice_id": demo.practice.id,
+            "practice_name": demo.practice.name,
+            "sms_number": demo.practice.sms_number,
+            "api_token": demo.api_token,
+            "users": demo.users,
+            "patients": [{"id": p.id, "name": p.name, "phone": p.phone} for p in demo.patients],
+        }
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"Demo practice: {data['practice_name']} ({data['practice_id']})")
+    click.echo(f"SMS number:    {data['sms_number']}")
+    click.echo(f"API token:     {data['api_token']}")
+    for user in data["users"]:
+        click.echo(f"Staff user:    {user['email']} / {user['password']} ({user['role']})")
+    for patient in data["patients"]:
+        click.echo(f"Patient:       {patient['name']} {patient['phone']} ({patient['id']})")
+
+
+@cli.group("practice")
+def practice_group() -> None:
+    """Practices."""
+
+
+@practice_group.command("create")
+@click.option("--name", required=True)
+@click.option("--sms-number", default=None, help="E.164; the number patients text")
+@click.option("--contact-phone", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def practice_create_command(
+    name: str, sms_number: str | None, contact_phone: str | None, as_json: bool
+) -> None:
+    """Onboard a practice: prints its id, SMS number and a new API token (shown once)."""
+    now = datetime.now(UTC)
+    if sms_number is None:
+        sms_number = _free_drama_number()
+    try:
+        with transaction(_runtime().engine) as session:
+            practice = create_practice(
+                session, name=name, sms_number=sms_number, contact_phone=contact_phone, now=now
+            )
+            token = new_api_token(session, practice, now=now)
+            data = {
+                "practice_id": practice.id,
+                "name": practice.name,
+                "sms_number": practice.sms_number,
+                "api_token": token,
+            }
+    except InputError as exc:
+        _fail(exc.message)
+        return
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"Practice:   {data['name']} ({data['practice_id']})")
+    click.echo(f"SMS number: {data['sms_number']}")
+    click.echo(f"API token:  {data['api_token']}  (shown once: store it now)")
+
+
+def _free_drama_number() -> str:
+    """The first unused Ofcom drama number, for practices made without a real one."""
+    from sqlmodel import select
+
+    from bot.store.models import Practice
+
+    with transaction(_runtime().engine, read_only=True) as session:
+        used = set(session.exec(select(Practice.sms_number)).all())
+    for n in range(1, 100):
+        number = f"+4477009009{n:02d}"
+        if number not in used:
+            return number
+    _fail("no free demo numbers left: pass --sms-number")
+    raise AssertionError
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_command(host: str, port: int, threads: int) -> None:
+    """The web app: webhooks, API, simulator (a threaded WSGI server)."""
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    click.echo(f"prombot listening on http://{host}:{port} (gateway: {app.config['SMS_GATEWAY']})")
+    run_simple(host, port, app, threaded=threads > 1, use_reloader=False, use_debugger=False)
+
+
+@cli.command("tick")
+@click.option("--at", "at", default=None, help="ISO-8601 time to act as of (default: now)")
+def tick_command(at: str | None) -> None:
+    """One pass of all due timed work as of --at, then exit; prints a JSON summary."""
+    try:
+        now = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    except ValueError:
+        _fail(f"--at must be an ISO-8601 time, not {at!r}")
+        return
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    summary = {"at": now.isoformat(), "dispatch": dispatch_due(_runtime(), now)}
+    click.echo(json.dumps(summary))
 
 
 def main() -> None:

@@ -153,6 +153,13 @@ def thanks(context: Context, instrument: Instrument, total: int | None) -> str:
     return text + f" If you feel worse or need help, contact {_contact(context)}."
 
 
+def nothing_open(context: Context) -> str:
+    return (
+        "Thank you for your message. You have no questionnaire to answer just now. "
+        f"If you need help, contact {_contact(context)}. {CRISIS_LINES}"
+    )
+
+
 def closed(context: Context) -> str:
     return (
         "This questionnaire has finished, so we can't read your reply. "

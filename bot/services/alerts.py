@@ -1,0 +1,32 @@
+"""Clinicians acknowledging alerts (notification and escalation come with the scheduler)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.services import audit
+from bot.services.queries import get_alert
+from bot.store.models import Alert, Practice
+
+
+def acknowledge(
+    session: Session, practice: Practice, alert_id: str, *, actor: str, now: datetime
+) -> Alert:
+    """Mark an alert seen by someone; repeating it changes nothing."""
+    alert = get_alert(session, practice, alert_id)
+    if alert.status != "acknowledged":
+        alert.status = "acknowledged"
+        alert.acknowledged_at = now
+        alert.acknowledged_by = actor
+        audit.record(
+            session,
+            practice_id=practice.id,
+            actor=actor,
+            action="alert.acknowledged",
+            subject_type="alert",
+            subject_id=alert.id,
+            now=now,
+        )
+    return alert

@@ -1,0 +1,226 @@
+"""Carrying out the engine's events inside the caller's transaction.
+
+The engine decides; this module stores: answers (superseding the old one on
+BACK), results, alerts (one open alert per flag per invitation), opt-outs
+(which cancel everything pending), and outbound messages (the outbox).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select, update
+
+from bot.flows import events as ev
+from bot.services import audit
+from bot.store.models import (
+    Alert,
+    Answer,
+    Conversation,
+    Invitation,
+    Message,
+    Patient,
+    ResultRecord,
+)
+
+CALLBACK_FLAG = "callback_requested"
+
+
+@dataclass
+class Effects:
+    """What carrying out the events produced, for the caller to hand on."""
+
+    replies: list[Message] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def carry_out(
+    session: Session,
+    events: list[ev.Event],
+    *,
+    patient: Patient,
+    now: datetime,
+    conversation: Conversation | None = None,
+    invitation: Invitation | None = None,
+    inbound: Message | None = None,
+    reply_status: str = "queued",
+) -> Effects:
+    effects = Effects()
+    last_result_status: str | None = None
+    for event in events:
+        match event:
+            case ev.Reply(text=text):
+                message = Message(
+                    practice_id=patient.practice_id,
+                    patient_id=patient.id,
+                    conversation_id=conversation.id if conversation else None,
+                    direction="outbound",
+                    phone=patient.phone,
+                    body=text,
+                    in_reply_to=inbound.id if inbound else None,
+                    position=len(effects.replies) + 1,
+                    status=reply_status,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(message)
+                effects.replies.append(message)
+            case ev.AnswerRecorded() if conversation and invitation:
+                session.exec(
+                    update(Answer)
+                    .where(Answer.invitation_id == invitation.id)
+                    .where(Answer.instrument == event.instrument)
+                    .where(Answer.item == event.item)
+                    .where(Answer.superseded == False)  # noqa: E712
+                    .values(superseded=True)
+                )
+                session.add(
+                    Answer(
+                        conversation_id=conversation.id,
+                        invitation_id=invitation.id,
+                        instrument=event.instrument,
+                        item=event.item,
+                        value=event.value,
+                        raw_text=event.raw_text,
+                        message_id=inbound.id if inbound else None,
+                        answered_at=now,
+                    )
+                )
+            case ev.ResultRecorded(result=result) if invitation:
+                last_result_status = result.status
+                session.add(
+                    ResultRecord(
+                        practice_id=patient.practice_id,
+                        patient_id=patient.id,
+                        invitation_id=invitation.id,
+                        instrument=result.instrument,
+                        instrument_version=result.version,
+                        status=result.status,
+                        total=result.total,
+                        band=result.band,
+                        percentage=result.percentage,
+                        prorated=result.prorated,
+                        answers_json=json.dumps(result.answers),
+                        flags_json=json.dumps(result.flags),
+                        finished_at=now,
+                    )
+                )
+            case ev.FlagRaised():
+                alert = _raise_alert(
+                    session,
+                    patient=patient,
+                    invitation=invitation,
+                    flag=event.flag,
+                    severity=event.severity,
+                    reason=event.reason,
+                    now=now,
+                )
+                if alert:
+                    effects.alerts.append(alert)
+            case ev.CallbackRequested():
+                alert = _raise_alert(
+                    session,
+                    patient=patient,
+                    invitation=invitation,
+                    flag=CALLBACK_FLAG,
+                    severity="routine",
+                    reason="patient_request",
+                    now=now,
+                )
+                if alert:
+                    effects.alerts.append(alert)
+            case ev.OptedOut():
+                opt_out(session, patient, now=now)
+            case ev.OptedIn():
+                opt_in(session, patient, now=now)
+            case ev.Paused() if conversation:
+                conversation.status = "paused"
+            case ev.Resumed() if conversation:
+                conversation.status = "active"
+            case ev.ConversationEnded(status=status) if conversation and invitation:
+                conversation.active = False
+                conversation.status = status
+                invitation.status = last_result_status or (
+                    "incomplete" if status == "expired" else status
+                )
+                invitation.finished_at = now
+    return effects
+
+
+def _raise_alert(
+    session: Session,
+    *,
+    patient: Patient,
+    invitation: Invitation | None,
+    flag: str,
+    severity: str,
+    reason: str,
+    now: datetime,
+) -> Alert | None:
+    """One open alert per flag per invitation (per patient when there is no invitation)."""
+    query = select(Alert).where(
+        Alert.patient_id == patient.id, Alert.flag == flag, Alert.status == "open"
+    )
+    query = query.where(Alert.invitation_id == (invitation.id if invitation else None))
+    if session.exec(query).first() is not None:
+        return None
+    alert = Alert(
+        practice_id=patient.practice_id,
+        patient_id=patient.id,
+        invitation_id=invitation.id if invitation else None,
+        flag=flag,
+        severity=severity,
+        reason=reason,
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    audit.record(
+        session,
+        practice_id=patient.practice_id,
+        actor=f"patient:{patient.id}",
+        action="alert.raised",
+        subject_type="alert",
+        subject_id=alert.id,
+        now=now,
+    )
+    return alert
+
+
+def opt_out(session: Session, patient: Patient, *, now: datetime) -> None:
+    """The patient said STOP (or the carrier did): cancel everything pending for them."""
+    if not patient.opted_out:
+        patient.opted_out = True
+        patient.opted_out_at = now
+        audit.record(
+            session,
+            practice_id=patient.practice_id,
+            actor=f"patient:{patient.id}",
+            action="patient.opted_out",
+            subject_type="patient",
+            subject_id=patient.id,
+            now=now,
+        )
+    session.exec(
+        update(Invitation)
+        .where(Invitation.patient_id == patient.id)
+        .where(Invitation.status == "pending")
+        .values(status="cancelled", finished_at=now)
+    )
+
+
+def opt_in(session: Session, patient: Patient, *, now: datetime) -> None:
+    if patient.opted_out:
+        patient.opted_out = False
+        patient.opted_out_at = None
+        audit.record(
+            session,
+            practice_id=patient.practice_id,
+            actor=f"patient:{patient.id}",
+            action="patient.opted_in",
+            subject_type="patient",
+            subject_id=patient.id,
+            now=now,
+        )

@@ -1,0 +1,142 @@
+"""Read models for the API and pages: plain dicts, scoped to one practice."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.services.enrolment import NotFound, get_patient
+from bot.store.models import Alert, Invitation, Message, Patient, Practice, ResultRecord
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def patient_json(patient: Patient) -> dict[str, Any]:
+    return {
+        "id": patient.id,
+        "name": patient.name,
+        "phone": patient.phone,
+        "nhs_number": patient.nhs_number,
+        "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
+        "language": patient.language,
+        "opted_out": patient.opted_out,
+        "created_at": iso(patient.created_at),
+    }
+
+
+def invitation_json(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "patient_id": invitation.patient_id,
+        "consultation_id": invitation.consultation_id,
+        "instrument": invitation.instrument,
+        "due_at": iso(invitation.due_at),
+        "status": invitation.status,
+        "started_at": iso(invitation.started_at),
+        "finished_at": iso(invitation.finished_at),
+    }
+
+
+def result_json(result: ResultRecord) -> dict[str, Any]:
+    return {
+        "invitation_id": result.invitation_id,
+        "instrument": result.instrument,
+        "instrument_version": result.instrument_version,
+        "status": result.status,
+        "completed_at": iso(result.finished_at) if result.status == "completed" else None,
+        "finished_at": iso(result.finished_at),
+        "total": result.total,
+        "band": result.band,
+        "percentage": result.percentage,
+        "prorated": result.prorated,
+        "answers": json.loads(result.answers_json),
+        "flags": json.loads(result.flags_json),
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "patient_id": alert.patient_id,
+        "invitation_id": alert.invitation_id,
+        "flag": alert.flag,
+        "severity": alert.severity,
+        "reason": alert.reason,
+        "status": alert.status,
+        "created_at": iso(alert.created_at),
+        "acknowledged_at": iso(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by,
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "patient_id": message.patient_id,
+        "direction": message.direction,
+        "body": message.body,
+        "status": message.status,
+        "error_code": message.error_code,
+        "created_at": iso(message.created_at),
+    }
+
+
+def invitations_of(session: Session, practice: Practice, patient_id: str) -> list[dict[str, Any]]:
+    patient = get_patient(session, practice, patient_id)
+    rows = session.exec(
+        select(Invitation)
+        .where(Invitation.patient_id == patient.id)
+        .order_by(col(Invitation.due_at), col(Invitation.id))
+    ).all()
+    return [invitation_json(i) for i in rows]
+
+
+def results_of(session: Session, practice: Practice, patient_id: str) -> list[dict[str, Any]]:
+    patient = get_patient(session, practice, patient_id)
+    rows = session.exec(
+        select(ResultRecord)
+        .where(ResultRecord.patient_id == patient.id)
+        .order_by(col(ResultRecord.finished_at), col(ResultRecord.id))
+    ).all()
+    return [result_json(r) for r in rows]
+
+
+def alerts_of(session: Session, practice: Practice, status: str | None) -> list[dict[str, Any]]:
+    query = select(Alert).where(Alert.practice_id == practice.id)
+    if status:
+        query = query.where(Alert.status == status)
+    rows = session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id))).all()
+    return [alert_json(a) for a in rows]
+
+
+def messages_of(
+    session: Session, practice: Practice, patient_id: str | None, *, limit: int = 500
+) -> list[dict[str, Any]]:
+    query = select(Message).where(Message.practice_id == practice.id)
+    if patient_id:
+        patient = get_patient(session, practice, patient_id)
+        query = query.where(Message.patient_id == patient.id)
+    rows = session.exec(
+        query.order_by(
+            col(Message.created_at), col(Message.direction), col(Message.position)
+        ).limit(limit)
+    ).all()
+    return [message_json(m) for m in rows]
+
+
+def get_alert(session: Session, practice: Practice, alert_id: str) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.practice_id != practice.id:
+        raise NotFound(alert_id)
+    return alert
+
+
+def get_invitation(session: Session, practice: Practice, invitation_id: str) -> Invitation:
+    invitation = session.get(Invitation, invitation_id)
+    if invitation is None or invitation.practice_id != practice.id:
+        raise NotFound(invitation_id)
+    return invitation

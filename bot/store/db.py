@@ -1,0 +1,95 @@
+"""The database engine and transactions, tuned for SQLite and PostgreSQL alike.
+
+SQLite serves a web server and a scheduler sharing one file: WAL so readers
+never wait for the writer, a busy timeout so a writer waits rather than fails,
+foreign keys on, and ``BEGIN IMMEDIATE`` so every write transaction takes the
+write lock up front (two requests from one patient then queue, instead of
+both reading the same state and one failing at commit). PostgreSQL gets row
+locks (``SELECT ... FOR UPDATE``) from the service layer instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def resolve_url(url: str, instance_path: str | Path) -> str:
+    """Make a relative SQLite path (``sqlite:///instance/prombot.db``) absolute.
+
+    The default names a file under ``instance/``; it is put in the app's instance
+    folder wherever the process was started from.
+    """
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return url
+    path = Path(parsed.database)
+    if not path.is_absolute():
+        if path.parts and path.parts[0] == "instance":
+            path = Path(instance_path).joinpath(*path.parts[1:])
+        else:
+            path = Path.cwd() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take control of transactions from the sqlite3 module, so BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    Writers take SQLite's write lock at BEGIN; ``read_only`` units do not, so
+    reads never queue behind writes.
+    """
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if read_only else engine
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,236 @@
+"""The tables. One class per table; API shapes live in bot/web/api.py, not here.
+
+Ids are random hex strings, so a practice cannot learn another practice's ids
+by counting. Times are stored in UTC. Personal data (names, phone numbers, NHS
+numbers, message bodies) lives only in the columns that need it, never in the
+audit log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from bot.store.types import UTCDateTime
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _id() -> str:
+    return Field(default_factory=new_id, primary_key=True, max_length=32)
+
+
+def _when(nullable: bool = False, index: bool = False) -> datetime:
+    """A UTC time column; the service layer always passes the time in (no hidden clock)."""
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Practice(SQLModel, table=True):
+    id: str = _id()
+    name: str = Field(max_length=60)
+    sms_number: str = Field(
+        max_length=16, unique=True, description="E.164, the number patients text"
+    )
+    timezone: str = Field(default="Europe/London", max_length=64)
+    nation: str = Field(
+        default="ENG", max_length=3, description="bank holidays: ENG, WLS, SCT, NIR"
+    )
+    contact_phone: str | None = Field(default=None, max_length=20)
+    contact_email: str | None = Field(default=None, max_length=254)
+    created_at: datetime = _when()
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_user"
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=256)
+    role: str = Field(default="clinician", max_length=20, description="clinician or admin")
+    on_duty: bool = Field(default=False)
+    mobile: str | None = Field(default=None, max_length=16)
+    created_at: datetime = _when()
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, description="sha256 of the token")
+    label: str = Field(default="default", max_length=60)
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class Patient(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("practice_id", "phone", name="uq_patient_practice_phone"),)
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    name: str = Field(max_length=120)
+    phone: str = Field(max_length=16, index=True, description="E.164 UK mobile")
+    nhs_number: str | None = Field(default=None, max_length=10)
+    date_of_birth: date | None = None
+    language: str = Field(default="en", max_length=8)
+    opted_out: bool = Field(default=False)
+    opted_out_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+
+
+class Consultation(SQLModel, table=True):
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True)
+    occurred_at: datetime = _when()
+    protocol: str | None = Field(default=None, max_length=60)
+    created_at: datetime = _when()
+
+
+class Invitation(SQLModel, table=True):
+    """One questionnaire to send to one patient at one time; its status is its life story."""
+
+    __table_args__ = (Index("ix_invitation_status_due", "status", "due_at"),)
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True)
+    consultation_id: str | None = Field(default=None, foreign_key="consultation.id", index=True)
+    instrument: str = Field(max_length=40)
+    continue_if_positive: bool = Field(default=False)
+    due_at: datetime = _when()
+    status: str = Field(
+        default="pending",
+        max_length=20,
+        description="pending, active, completed, incomplete, opted_out, expired, cancelled",
+    )
+    started_at: datetime | None = _when(nullable=True)
+    finished_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+
+
+class Conversation(SQLModel, table=True):
+    """The engine's state for one invitation. At most one active conversation per phone."""
+
+    __table_args__ = (
+        Index(
+            "uq_conversation_active_phone",
+            "phone",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True)
+    invitation_id: str = Field(foreign_key="invitation.id", unique=True)
+    phone: str = Field(max_length=16)
+    active: bool = Field(default=True)
+    status: str = Field(default="active", max_length=20)
+    state_json: str = Field(sa_column=Column(Text, nullable=False))
+    version: int = Field(default=1, description="bumped on every save, for optimistic checks")
+    last_inbound_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Message(SQLModel, table=True):
+    """The message log: every text in or out. Bodies are personal data: never log them."""
+
+    __table_args__ = (
+        Index("ix_message_patient_created", "patient_id", "created_at"),
+        Index("ix_message_status_direction", "status", "direction"),
+    )
+    id: str = _id()
+    practice_id: str | None = Field(default=None, foreign_key="practice.id", index=True)
+    patient_id: str | None = Field(default=None, foreign_key="patient.id")
+    conversation_id: str | None = Field(default=None, foreign_key="conversation.id", index=True)
+    direction: str = Field(max_length=8, description="inbound or outbound")
+    phone: str = Field(max_length=16, description="the patient's side of the exchange")
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    provider_sid: str | None = Field(default=None, max_length=64, unique=True)
+    in_reply_to: str | None = Field(default=None, foreign_key="message.id", index=True)
+    position: int = Field(default=0, description="order within one batch of replies")
+    status: str = Field(default="received", max_length=20)
+    error_code: int | None = None
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Answer(SQLModel, table=True):
+    id: str = _id()
+    conversation_id: str = Field(foreign_key="conversation.id", index=True)
+    invitation_id: str = Field(foreign_key="invitation.id", index=True)
+    instrument: str = Field(max_length=40)
+    item: str = Field(max_length=40)
+    value: int
+    raw_text: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str | None = Field(default=None, foreign_key="message.id")
+    superseded: bool = Field(default=False, description="replaced by a later answer (BACK)")
+    answered_at: datetime = _when()
+
+
+class ResultRecord(SQLModel, table=True):
+    """A scored questionnaire (one per stage: a screen that continued has two)."""
+
+    __tablename__ = "result"
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True)
+    invitation_id: str = Field(foreign_key="invitation.id", index=True)
+    instrument: str = Field(max_length=40)
+    instrument_version: str = Field(max_length=20)
+    status: str = Field(max_length=20)
+    total: int | None = None
+    band: str | None = Field(default=None, max_length=40)
+    percentage: int | None = None
+    prorated: bool = Field(default=False)
+    answers_json: str = Field(sa_column=Column(Text, nullable=False))
+    flags_json: str = Field(sa_column=Column(Text, nullable=False))
+    finished_at: datetime = _when()
+
+
+class Alert(SQLModel, table=True):
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    patient_id: str = Field(foreign_key="patient.id", index=True)
+    invitation_id: str | None = Field(default=None, foreign_key="invitation.id")
+    flag: str = Field(max_length=40)
+    severity: str = Field(max_length=20, description="urgent, routine or information")
+    reason: str = Field(max_length=20)
+    status: str = Field(default="open", max_length=20, index=True)
+    created_at: datetime = _when()
+    acknowledged_at: datetime | None = _when(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=80)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, by id only: no names, numbers or message text."""
+
+    __tablename__ = "audit_event"
+    id: str = _id()
+    practice_id: str | None = Field(default=None, foreign_key="practice.id", index=True)
+    actor: str = Field(max_length=80, description="user:<id>, token:<id>, patient:<id> or system")
+    action: str = Field(max_length=60)
+    subject_type: str = Field(max_length=40)
+    subject_id: str | None = Field(default=None, max_length=32)
+    at: datetime = _when()
+
+
+class Protocol(SQLModel, table=True):
+    """A practice's named follow-up schedule, e.g. PHQ-9 at 2, 6 and 12 weeks."""
+
+    __table_args__ = (UniqueConstraint("practice_id", "name", name="uq_protocol_practice_name"),)
+    id: str = _id()
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    name: str = Field(max_length=60, description="the id used in the API, e.g. depression_review")
+    title: str = Field(max_length=120)
+    schedule_json: str = Field(
+        sa_column=Column(Text, nullable=False),
+        description='[{"instrument": "phq9", "after": "P14D"}, ...]',
+    )
+    created_at: datetime = _when()

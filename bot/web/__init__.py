@@ -1,0 +1,14 @@
+"""The HTTP shell: thin views over the service layer."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from bot.web import api, health, simulator, webhook
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(simulator.bp)

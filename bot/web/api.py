@@ -1,0 +1,259 @@
+"""The JSON API under /api/v1, one practice per bearer token.
+
+Every query is scoped to the token's practice: another practice's ids answer
+404 exactly as ids that do not exist, so nothing leaks. Bad input is a 422
+whose ``field`` names what to fix.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import wraps
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from bot.fhir import questionnaire_response
+from bot.services import queries
+from bot.services.alerts import acknowledge
+from bot.services.enrolment import (
+    InputError,
+    NotFound,
+    create_consultation,
+    create_patient,
+    get_patient,
+    practice_for_token,
+)
+from bot.store.db import transaction
+from bot.web.openapi import OPENAPI
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _runtime():
+    return current_app.extensions["prombot.runtime"]
+
+
+def _now() -> datetime:
+    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
+
+
+def _error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+@bp.errorhandler(InputError)
+def _input_error(exc: InputError):
+    return _error(422, exc.message, exc.field)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(_exc: NotFound):
+    return _error(404, "not found")
+
+
+@bp.errorhandler(404)
+def _route_not_found(_exc: Exception):
+    return _error(404, "not found")
+
+
+@bp.errorhandler(405)
+def _method_not_allowed(_exc: Exception):
+    return _error(405, "method not allowed")
+
+
+def authenticated(view):
+    """Resolve ``Authorization: Bearer <token>`` to a practice, or answer 401."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorised()
+        with transaction(_runtime().engine, read_only=True) as session:
+            found = practice_for_token(session, token.strip())
+        if found is None:
+            return _unauthorised()
+        g.practice, api_token = found
+        g.actor = f"token:{api_token.id}"
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _unauthorised() -> tuple[Response, int]:
+    response, status = _error(401, "a valid bearer token is required")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="prombot"'
+    return response, status
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InputError("body", "the request body must be a JSON object")
+    return data
+
+
+def _text(
+    data: dict[str, Any], field: str, *, required: bool = True, limit: int = 120
+) -> str | None:
+    value = data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InputError(field, f"{field} is required")
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InputError(field, f"{field} must be text of at most {limit} characters")
+    return value.strip()
+
+
+def _date(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        parsed = date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(field, f"{field} must be a date such as 1980-04-21") from None
+    if parsed > _now().date():
+        raise InputError(field, f"{field} cannot be in the future")
+    return parsed
+
+
+def _datetime(value: Any, field: str, zone: str) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise InputError(field, f"{field} is required, as an ISO-8601 date and time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(field, f"{field} must be an ISO-8601 date and time") from None
+    if parsed.tzinfo is None:  # a time without a zone is the practice's local time
+        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+    return parsed.astimezone(UTC)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(OPENAPI)
+
+
+@bp.post("/patients")
+@authenticated
+def post_patient():
+    data = _body()
+    name = _text(data, "name")
+    phone = _text(data, "phone", limit=30)
+    nhs_number = data.get("nhs_number")
+    if nhs_number is not None and not isinstance(nhs_number, str | int):
+        raise InputError("nhs_number", "nhs_number must be text")
+    language = _text(data, "language", required=False, limit=8) or "en"
+    with transaction(_runtime().engine) as session:
+        patient = create_patient(
+            session,
+            g.practice,
+            name=name,
+            phone=phone,
+            nhs_number=str(nhs_number) if nhs_number is not None else None,
+            date_of_birth=_date(data.get("date_of_birth"), "date_of_birth"),
+            language=language,
+            now=_now(),
+            actor=g.actor,
+        )
+        body = queries.patient_json(patient)
+    return jsonify(body), 201
+
+
+@bp.get("/patients/<patient_id>")
+@authenticated
+def get_patient_view(patient_id: str):
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.patient_json(get_patient(session, g.practice, patient_id)))
+
+
+@bp.post("/consultations")
+@authenticated
+def post_consultation():
+    data = _body()
+    patient_id = _text(data, "patient_id", limit=64)
+    occurred_at = _datetime(data.get("occurred_at"), "occurred_at", g.practice.timezone)
+    continue_if_positive = data.get("continue_if_positive", False)
+    if not isinstance(continue_if_positive, bool):
+        raise InputError("continue_if_positive", "continue_if_positive must be true or false")
+    protocol = data.get("protocol")
+    if protocol is not None and not isinstance(protocol, str):
+        raise InputError("protocol", "protocol must be the name of a protocol")
+    with transaction(_runtime().engine) as session:
+        consultation, invitations = create_consultation(
+            session,
+            g.practice,
+            _runtime().catalogue,
+            patient_id=patient_id,
+            occurred_at=occurred_at,
+            protocol=protocol,
+            schedule=data.get("schedule"),
+            continue_if_positive=continue_if_positive,
+            now=_now(),
+            actor=g.actor,
+        )
+        body = {
+            "id": consultation.id,
+            "patient_id": consultation.patient_id,
+            "occurred_at": queries.iso(consultation.occurred_at),
+            "protocol": consultation.protocol,
+            "invitations": [queries.invitation_json(i) for i in invitations],
+        }
+    return jsonify(body), 201
+
+
+@bp.get("/patients/<patient_id>/invitations")
+@authenticated
+def get_invitations(patient_id: str):
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.invitations_of(session, g.practice, patient_id))
+
+
+@bp.get("/patients/<patient_id>/results")
+@authenticated
+def get_results(patient_id: str):
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.results_of(session, g.practice, patient_id))
+
+
+@bp.get("/alerts")
+@authenticated
+def get_alerts():
+    status = request.args.get("status")
+    if status not in (None, "open", "acknowledged"):
+        raise InputError("status", "status must be open or acknowledged")
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.alerts_of(session, g.practice, status))
+
+
+@bp.post("/alerts/<alert_id>/acknowledge")
+@authenticated
+def post_acknowledge(alert_id: str):
+    with transaction(_runtime().engine) as session:
+        alert = acknowledge(session, g.practice, alert_id, actor=g.actor, now=_now())
+        return jsonify(queries.alert_json(alert))
+
+
+@bp.get("/messages")
+@authenticated
+def get_messages():
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.messages_of(session, g.practice, request.args.get("patient_id")))
+
+
+@bp.get("/fhir/QuestionnaireResponse/<invitation_id>")
+@authenticated
+def get_questionnaire_response(invitation_id: str):
+    with transaction(_runtime().engine, read_only=True) as session:
+        invitation = queries.get_invitation(session, g.practice, invitation_id)
+        document = questionnaire_response(session, _runtime().catalogue, invitation)
+    response = jsonify(document)
+    response.mimetype = "application/fhir+json"
+    return response

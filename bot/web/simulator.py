@@ -1,0 +1,130 @@
+"""/simulator: play a demo patient's phone in the browser.
+
+Only with the local SMS gateway (never next to real Twilio traffic). Texts
+typed here take exactly the webhook's path (``handle_inbound``), and the
+bot's texts are read back from the message log, as a phone would show them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from sqlmodel import col, select
+
+from bot.services.dispatch import dispatch_due
+from bot.services.inbound import InboundSms, handle_inbound
+from bot.services.queries import iso
+from bot.store.db import transaction
+from bot.store.models import Conversation, Invitation, Message, Patient, Practice
+
+bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+
+
+@bp.before_request
+def _local_gateway_only() -> None:
+    if current_app.config["SMS_GATEWAY"] != "local":
+        abort(404)
+
+
+def _runtime():
+    return current_app.extensions["prombot.runtime"]
+
+
+def _now() -> datetime:
+    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
+
+
+def _patient(session, patient_id: str) -> tuple[Patient, Practice]:
+    patient = session.get(Patient, patient_id or "")
+    if patient is None:
+        abort(404)
+    practice = session.get(Practice, patient.practice_id)
+    return patient, practice
+
+
+@bp.get("")
+def page() -> str:
+    with transaction(_runtime().engine, read_only=True) as session:
+        rows = session.exec(
+            select(Patient, Practice)
+            .join(Practice, Practice.id == Patient.practice_id)
+            .order_by(col(Practice.name), col(Patient.name))
+        ).all()
+        patients = [{"id": p.id, "label": f"{p.name} ({p.phone}) at {pr.name}"} for p, pr in rows]
+    instruments = [{"id": i.id, "title": i.title} for i in _runtime().catalogue.values()]
+    return render_template("simulator.html", patients=patients, instruments=instruments)
+
+
+@bp.get("/messages")
+def messages():
+    with transaction(_runtime().engine, read_only=True) as session:
+        patient, _ = _patient(session, request.args.get("patient_id", ""))
+        rows = session.exec(
+            select(Message)
+            .where(Message.patient_id == patient.id)
+            .order_by(col(Message.created_at), col(Message.direction), col(Message.position))
+        ).all()
+        active = session.exec(
+            select(Conversation)
+            .where(Conversation.patient_id == patient.id)
+            .where(Conversation.active == True)  # noqa: E712
+        ).first()
+        return jsonify(
+            messages=[
+                {
+                    "id": m.id,
+                    "direction": m.direction,
+                    "body": m.body,
+                    "status": m.status,
+                    "created_at": iso(m.created_at),
+                }
+                for m in rows
+            ],
+            active=active is not None,
+            opted_out=patient.opted_out,
+        )
+
+
+@bp.post("/start")
+def start():
+    data = request.get_json(silent=True) or {}
+    instrument = data.get("instrument")
+    if instrument not in _runtime().catalogue:
+        return jsonify(error="choose a questionnaire"), 422
+    now = _now()
+    with transaction(_runtime().engine) as session:
+        patient, _ = _patient(session, data.get("patient_id", ""))
+        if patient.opted_out:
+            return jsonify(error="this patient has opted out: text START first"), 409
+        session.add(
+            Invitation(
+                practice_id=patient.practice_id,
+                patient_id=patient.id,
+                instrument=instrument,
+                continue_if_positive=bool(data.get("continue_if_positive")),
+                due_at=now,
+                created_at=now,
+            )
+        )
+    summary = dispatch_due(_runtime(), now)
+    return jsonify(summary), 201
+
+
+@bp.post("/send")
+def send():
+    data = request.get_json(silent=True) or {}
+    text = data.get("text")
+    if not isinstance(text, str):
+        return jsonify(error="text is required"), 422
+    with transaction(_runtime().engine, read_only=True) as session:
+        patient, practice = _patient(session, data.get("patient_id", ""))
+        sms = InboundSms(
+            sid=f"SM{uuid.uuid4().hex}",
+            from_=patient.phone,
+            to=practice.sms_number,
+            body=text,
+        )
+    outcome = handle_inbound(_runtime(), sms, _now())
+    return jsonify(replies=outcome.replies)

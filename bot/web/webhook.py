@@ -1,0 +1,83 @@
+"""Twilio's webhooks: inbound messages and delivery status callbacks.
+
+Both require a valid ``X-Twilio-Signature`` computed by Twilio over
+PUBLIC_BASE_URL + path and every posted parameter; anything else is a 403
+with nothing stored and nothing sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import wraps
+
+import structlog
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot.services.inbound import InboundSms, handle_inbound
+from bot.services.status import record_status
+
+bp = Blueprint("sms", __name__, url_prefix="/sms")
+log = structlog.get_logger(__name__)
+
+
+def signed_by_twilio(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.full_path.rstrip("?")
+        validator = RequestValidator(current_app.config["TWILIO_AUTH_TOKEN"])
+        if not signature or not validator.validate(url, request.form, signature):
+            log.warning("webhook.bad_signature", path=request.path)
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _now() -> datetime:
+    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
+
+
+@bp.post("/inbound")
+@signed_by_twilio
+def inbound() -> Response:
+    form = request.form
+    try:
+        num_media = int(form.get("NumMedia", "0") or 0)
+    except ValueError:
+        num_media = 0
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if not sid or not form.get("From") or not form.get("To"):
+        abort(400)
+    outcome = handle_inbound(
+        current_app.extensions["prombot.runtime"],
+        InboundSms(
+            sid=sid,
+            from_=form["From"],
+            to=form["To"],
+            body=form.get("Body", ""),
+            num_media=num_media,
+        ),
+        _now(),
+    )
+    response = MessagingResponse()
+    for text in outcome.replies:
+        response.message(text)
+    return Response(str(response), mimetype="application/xml")
+
+
+@bp.post("/status")
+@signed_by_twilio
+def status() -> Response:
+    form = request.form
+    error = form.get("ErrorCode")
+    record_status(
+        current_app.extensions["prombot.runtime"],
+        sid=form.get("MessageSid", ""),
+        status=form.get("MessageStatus", ""),
+        error_code=int(error) if error and error.isdigit() else None,
+        now=_now(),
+    )
+    return Response(status=204)
