@@ -71,7 +71,7 @@ def scrub_personal_data(
     return event_dict
 
 
-def configure(*, json_lines: bool, level: int = logging.INFO) -> None:
+def configure(*, json_lines: bool, level: int = logging.INFO, stream: Any = None) -> None:
     """Route structlog and the standard library's logging through one scrubbed pipeline."""
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -99,7 +99,7 @@ def configure(*, json_lines: bool, level: int = logging.INFO) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
