@@ -20,12 +20,17 @@ def normalise_uk_mobile(raw: str) -> str:
     Landlines are refused: UK carriers read texts sent to landlines aloud as a
     voice call, which would speak a patient's questionnaire to whoever answers.
     """
-    if not isinstance(raw, str) or not raw.strip():
+    if not isinstance(raw, str):
+        raise InvalidIdentifier("phone must be text, such as 07700 900123")
+    if not raw.strip():
         raise InvalidIdentifier("phone is required")
     try:
         number = phonenumbers.parse(raw, "GB")
     except phonenumbers.NumberParseException:
         raise InvalidIdentifier("phone is not a phone number") from None
+    if number.extension:
+        # a mobile has no extension: one given means this is not the patient's own mobile
+        raise InvalidIdentifier("phone must be a mobile number without an extension")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if e164.startswith(DRAMA_MOBILE_PREFIX) and len(e164) == 13:
         return e164

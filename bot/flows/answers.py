@@ -10,6 +10,7 @@ when in doubt we ask.
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 
 from bot.instruments.schema import Option, OptionSet
@@ -17,6 +18,11 @@ from bot.instruments.schema import Option, OptionSet
 MAX_ANSWER_LENGTH = 80  # longer texts are never a single option
 PREFIX_MIN = 3
 FUZZY_CUTOFF = 0.85
+
+# A reply with one of these words means something other than the option it
+# resembles ("not nearly every day"), so it is never matched loosely.
+NEGATIONS = frozenset({"not", "no", "never", "dont", "don", "isnt", "hardly", "barely", "nor"})
+_NEGATIVE_NUMBER = re.compile(r"(?:^|\s)[-\u2212]\s*\d")
 
 NUMBER_WORDS = {
     "zero": 0,
@@ -87,7 +93,7 @@ def _only(values: set[int]) -> int | None:
 
 def read_answer(text: str, option_set: OptionSet) -> int | None:
     """The value of the one option a reply chooses, or None when it chooses none or several."""
-    if len(text) > MAX_ANSWER_LENGTH:
+    if len(text) > MAX_ANSWER_LENGTH or _NEGATIVE_NUMBER.search(text):
         return None
     reply = normalise(text)
     if not reply:
@@ -108,15 +114,24 @@ def read_answer(text: str, option_set: OptionSet) -> int | None:
     if first is not None and rest and phrases.get(rest) == first.value:
         return first.value
 
+    negated = set(tokens) & NEGATIONS
+
+    def loose(phrase: str) -> bool:
+        return not (negated - set(phrase.split()))
+
     # "several", "more than half": the start of one option's words only.
     if len(reply) >= PREFIX_MIN:
-        starts = {value for phrase, value in phrases.items() if phrase.startswith(reply + " ")}
+        starts = {
+            value
+            for phrase, value in phrases.items()
+            if phrase.startswith(reply + " ") and loose(phrase)
+        }
         if starts:
             return _only(starts)
 
     # "sevral days": a near miss of one option's words, and of no other.
     close = difflib.get_close_matches(reply, list(phrases), n=3, cutoff=FUZZY_CUTOFF)
-    return _only({phrases[c] for c in close})
+    return _only({phrases[c] for c in close if loose(c)})
 
 
 def answer_hint(option_set: OptionSet) -> str:

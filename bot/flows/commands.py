@@ -19,8 +19,13 @@ class Command(StrEnum):
 # STOP's words are the carrier-standard opt-out keywords Twilio also honours.
 WORDS: dict[str, Command] = {
     **dict.fromkeys(["stop", "stopall", "unsubscribe", "cancel", "end", "quit"], Command.STOP),
+    # plain-English opt-outs: someone who writes these wants us to stop
+    **dict.fromkeys(
+        ["please stop", "stop please", "stop texting me", "stop messaging me"], Command.STOP
+    ),
     **dict.fromkeys(["start", "unstop"], Command.START),
-    **dict.fromkeys(["help", "info"], Command.HELP),
+    # "help me" may come from someone in distress: HELP's answer has the crisis numbers
+    **dict.fromkeys(["help", "info", "help me", "help please", "please help"], Command.HELP),
     **dict.fromkeys(["back", "undo"], Command.BACK),
     **dict.fromkeys(["repeat"], Command.REPEAT),
     **dict.fromkeys(["later", "pause"], Command.LATER),

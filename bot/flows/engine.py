@@ -54,13 +54,17 @@ def start(
         stage=instrument_id,
         context=context,
         current_item=first,
-        asked=[first],
         started_at=now,
         updated_at=now,
     )
+    follow_on = (
+        catalogue[instrument.continuation.instrument]
+        if context.continue_if_positive and instrument.continuation
+        else None
+    )
     events: list[Event] = [
-        Reply(kind="intro", text=messages.intro(instrument, context)),
-        Reply(kind="question", text=messages.question(instrument, first, with_stem=True)),
+        Reply(kind="intro", text=messages.intro(instrument, context, follow_on)),
+        *(Reply(kind="question", text=t) for t in messages.first_question(instrument, first)),
     ]
     return state, events
 
@@ -104,6 +108,8 @@ def _on_text(
         return events  # an opted-out patient hears nothing but START's answer
 
     if not state.is_open:
+        if events and command is None:
+            return events  # the crisis message says all that needs saying
         return events + _on_text_when_closed(state, command)
 
     if command is not None:
@@ -111,10 +117,14 @@ def _on_text(
 
     if state.status == Status.PAUSED:
         state.status = Status.ACTIVE
+        events.append(Resumed())
         item = _current(state)
-        return [*events, Resumed(), _reply("question", messages.welcome_back(instrument, item))]
+        if read_answer(text, instrument.option_set_for(item)) is None:
+            # a "hello again" rather than an answer: show where they were
+            return [*events, _reply("question", messages.welcome_back(instrument, item))]
 
-    return events + _on_answer(state, catalogue, instrument, text, now, risk_seen=bool(events))
+    risk_seen = any(isinstance(e, Reply) and e.kind == "safety" for e in events)
+    return events + _on_answer(state, catalogue, instrument, text, now, risk_seen=risk_seen)
 
 
 def _on_text_when_closed(state: ConversationState, command: Command | None) -> list[Event]:
@@ -125,9 +135,13 @@ def _on_text_when_closed(state: ConversationState, command: Command | None) -> l
     if command == Command.START:
         return [_reply("confirmation", messages.already_opted_in())]
     if command == Command.HELP:
-        return [_reply("help", messages.help_text(context))]
+        return [_reply("help", messages.help_when_closed(context))]
     if command == Command.CALL:
-        return [CallbackRequested(), _reply("confirmation", messages.callback(context))]
+        state.callback_requested = True
+        return [
+            CallbackRequested(),
+            _reply("confirmation", messages.callback(context, question_open=False)),
+        ]
     return [_reply("closed", messages.closed(context))]
 
 
@@ -149,7 +163,11 @@ def _on_command(
     if command == Command.HELP:
         return [_reply("help", messages.help_text(context))]
     if command == Command.CALL:
-        return [CallbackRequested(), _reply("confirmation", messages.callback(context))]
+        state.callback_requested = True
+        return [
+            CallbackRequested(),
+            _reply("confirmation", messages.callback(context, question_open=True)),
+        ]
     if command == Command.LATER:
         if state.status == Status.PAUSED:
             return [_reply("confirmation", messages.already_paused())]
@@ -167,18 +185,20 @@ def _on_command(
             _reply("question", messages.question(instrument, item)),
         ]
     if command == Command.REPEAT:
-        return [*events, _reply("question", messages.question(instrument, item))]
+        return [
+            *events,
+            _reply("question", messages.question(instrument, item, with_stem=True)),
+        ]
     assert command == Command.BACK
     state.invalid_streak = 0
-    if len(state.asked) < 2:
+    previous = _previous_item(instrument, item, state.answers, state.carried)
+    if previous is None:
         text = (
             messages.carried_over_boundary(instrument, item)
             if state.carried
             else messages.first_question_again(instrument, item)
         )
         return [*events, _reply("question", text)]
-    state.asked.pop()
-    previous = state.asked[-1]
     state.current_item = previous
     label = _label(instrument, previous, state.answers.get(previous))
     return [*events, _reply("question", messages.going_back(instrument, previous, label))]
@@ -206,7 +226,13 @@ def _on_answer(
             ),
             _reply(
                 "reprompt",
-                messages.reprompt(instrument, item, state.invalid_streak, state.context),
+                messages.reprompt(
+                    instrument,
+                    item,
+                    state.invalid_streak,
+                    state.context,
+                    offer_call=not state.callback_requested,
+                ),
             ),
         ]
 
@@ -233,7 +259,6 @@ def _advance(
     following = _next_item(instrument, state.answers, state.carried)
     if following is not None:
         state.current_item = following
-        state.asked.append(following)
         return [_reply("question", messages.question(instrument, following))]
 
     result = _result(state, instrument, "completed", now)
@@ -246,19 +271,30 @@ def _advance(
         target = catalogue[continuation.instrument]
         carried = {k: v for k, v in state.answers.items() if k in target.item_ids}
         state.results.append(result)
+        screen_flags: list[Event] = []
+        for flag_id in result.flags:
+            if flag_id not in state.raised_flags:
+                flag = next(f for f in instrument.flags if f.id == flag_id)
+                screen_flags.append(
+                    FlagRaised(flag=flag.id, severity=flag.severity, reason="score")
+                )
         state.stage = target.id
         state.answers = dict(carried)
         state.carried = list(carried)
         first = _next_item(target, state.answers, state.carried)
         if first is not None:
             state.current_item = first
-            state.asked = [first]
             return [
                 ResultRecorded(result=result),
+                *screen_flags,
                 ContinuedTo(instrument=target.id),
                 _reply("question", messages.continuing(target, first)),
             ]
-        return [ResultRecorded(result=result), *_advance(state, catalogue, target, now)]
+        return [
+            ResultRecorded(result=result),
+            *screen_flags,
+            *_advance(state, catalogue, target, now),
+        ]
 
     events = _finish(state, catalogue, instrument, now, status="completed")
     events.append(_reply("thanks", messages.thanks(state.context, instrument, result.total)))
@@ -274,7 +310,7 @@ def _remind(state: ConversationState, instrument: Instrument) -> list[Event]:
     state.reminders_sent += 1
     return [
         _reply("reminder", messages.reminder(state.context)),
-        _reply("question", messages.question(instrument, _current(state))),
+        _reply("question", messages.question(instrument, _current(state), with_stem=True)),
     ]
 
 
@@ -312,7 +348,7 @@ def _finish(
     for flag_id in result.flags:
         if flag_id not in state.raised_flags:
             flag = next(f for f in instrument.flags if f.id == flag_id)
-            events += _raise_flag(state, flag.id, flag.severity, "score")
+            events.append(FlagRaised(flag=flag.id, severity=flag.severity, reason="score"))
     events.append(ConversationEnded(status=status))  # type: ignore[arg-type]
     return events
 
@@ -370,6 +406,19 @@ def _next_item(
             continue
         if applicable(instrument, item.id, answers):
             return item.id
+    return None
+
+
+def _previous_item(
+    instrument: Instrument, current: str, answers: Mapping[str, int], carried: list[str]
+) -> str | None:
+    """The item before ``current`` that the patient was asked in this stage, if any."""
+    before = instrument.item_ids[: instrument.item_ids.index(current)]
+    for item_id in reversed(before):
+        if item_id in carried:
+            return None
+        if item_id in answers and applicable(instrument, item_id, answers):
+            return item_id
     return None
 
 

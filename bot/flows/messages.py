@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bot.flows.answers import answer_hint
 from bot.flows.state import Context
+from bot.instruments.gsm7 import MAX_SEPTETS, septets
 from bot.instruments.schema import Instrument
 
 CRISIS_LINES = "In an emergency call 999 or go to A&E. NHS 111 (option 2) or Samaritans 116 123."
@@ -39,24 +40,56 @@ def question_count(instrument: Instrument) -> int:
     return sum(1 for item in instrument.items if item.ask_when is None)
 
 
-def intro(instrument: Instrument, context: Context) -> str:
+def intro(instrument: Instrument, context: Context, follow_on: Instrument | None = None) -> str:
+    count = question_count(instrument)
+    size = f"{count} questions"
+    if follow_on is not None:
+        more = len([i for i in follow_on.items if i.id not in instrument.item_ids])
+        size += f" (up to {count + more}, depending on your answers)"
     return (
         f"Hello from {context.practice_name}. As agreed at your appointment, here is a short "
-        f"questionnaire: {question_count(instrument)} questions, about 2 minutes. "
+        f"questionnaire: {size}, about 2 minutes. "
         "Please answer each one by text. Reply HELP for help or STOP to opt out."
     )
 
 
 def question(instrument: Instrument, item_id: str, *, with_stem: bool = False) -> str:
+    """One item: its number, its words, its options and how to answer.
+
+    ``with_stem`` puts the instrument's lead-in ("Over the last 2 weeks...")
+    first, when it still fits in two segments; the first question always has
+    it, re-sent questions have it where it fits.
+    """
     item = instrument.item(item_id)
-    head = f"{instrument.stem}\n" if with_stem else ""
-    return f"{head}{item_number(instrument, item_id)}: {item.text}\n{_options(instrument, item_id)}"
+    hint = answer_hint(instrument.option_set_for(item_id))
+    body = (
+        f"{item_number(instrument, item_id)}: {item.text}\n"
+        f"{_options(instrument, item_id)}\nReply with {hint}"
+    )
+    if with_stem and septets(instrument.stem) + 1 + septets(body) <= MAX_SEPTETS:
+        return f"{instrument.stem}\n{body}"
+    return body
 
 
-def reprompt(instrument: Instrument, item_id: str, attempts: int, context: Context) -> str:
+def first_question(instrument: Instrument, item_id: str) -> list[str]:
+    """The lead-in and the first item: one text when they fit, else two."""
+    with_stem = question(instrument, item_id, with_stem=True)
+    if with_stem.startswith(instrument.stem):
+        return [with_stem]
+    return [instrument.stem, question(instrument, item_id)]
+
+
+def reprompt(
+    instrument: Instrument,
+    item_id: str,
+    attempts: int,
+    context: Context,
+    *,
+    offer_call: bool = True,
+) -> str:
     hint = answer_hint(instrument.option_set_for(item_id))
     text = f"Sorry, I didn't understand. Please reply with {hint}:\n{_options(instrument, item_id)}"
-    if attempts >= 3:
+    if attempts >= 3 and offer_call:
         text += f"\nOr reply CALL and {context.practice_name} will phone you instead."
     return text
 
@@ -73,6 +106,13 @@ def help_text(context: Context) -> str:
     return (
         "Reply with the number or letter of your answer. BACK changes your last answer, "
         "REPEAT shows the question again, LATER pauses, STOP opts out. "
+        f"Questions? Contact {_contact(context)}. {CRISIS_LINES}"
+    )
+
+
+def help_when_closed(context: Context) -> str:
+    return (
+        "Your questionnaire has finished; thank you. Reply STOP to get no more texts from us. "
         f"Questions? Contact {_contact(context)}. {CRISIS_LINES}"
     )
 
@@ -104,14 +144,14 @@ def already_paused() -> str:
 
 
 def welcome_back(instrument: Instrument, item_id: str) -> str:
-    return "Welcome back.\n" + question(instrument, item_id)
+    return "Welcome back.\n" + question(instrument, item_id, with_stem=True)
 
 
-def callback(context: Context) -> str:
-    return (
-        f"Thank you. We have asked {context.practice_name} to phone you. "
-        "You can still reply to the question by text if you prefer."
-    )
+def callback(context: Context, *, question_open: bool = True) -> str:
+    text = f"Thank you. We have asked {context.practice_name} to phone you."
+    if question_open:
+        text += " You can still reply to the question by text if you prefer."
+    return text
 
 
 def opted_out(context: Context) -> str:

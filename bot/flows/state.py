@@ -74,14 +74,12 @@ class ConversationState(BaseModel):
     status: Status = Status.ACTIVE
     opted_out: bool = Field(default=False, description="the patient texted STOP and not START")
     current_item: str | None = None
-    asked: list[str] = Field(
-        default_factory=list, description="items shown in this stage, in order, for BACK"
-    )
     answers: dict[str, int] = Field(default_factory=dict)
     carried: list[str] = Field(
         default_factory=list, description="answers carried from the screening stage"
     )
     invalid_streak: int = 0
+    callback_requested: bool = False
     raised_flags: list[str] = Field(default_factory=list)
     reminders_sent: int = 0
     started_at: datetime
