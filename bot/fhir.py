@@ -79,14 +79,15 @@ def questionnaire_response(
             entry["definition"] = f"{LOINC}|{item.loinc}"
         items.append(entry)
     if result is not None and result.total is not None:
-        items.append(
-            {
-                "linkId": "total",
-                "text": f"{instrument.short_title} total score"
-                + (f" (band: {result.band})" if result.band else ""),
-                "answer": [{"valueInteger": result.total}],
-            }
-        )
+        total: dict[str, Any] = {
+            "linkId": "total",
+            "text": f"{instrument.short_title} total score"
+            + (f" (band: {result.band})" if result.band else ""),
+            "answer": [{"valueInteger": result.total}],
+        }
+        if instrument.codes.loinc_total:
+            total["definition"] = f"{LOINC}|{instrument.codes.loinc_total}"
+        items.append(total)
 
     subject: dict[str, Any] = {"reference": f"Patient/{patient.id}"}
     if patient.nhs_number:
@@ -122,11 +123,12 @@ def _codes_extension(instrument: Any, result: ResultRecord | None) -> dict[str, 
         if instrument.codes.snomed_total_display:
             coding["display"] = instrument.codes.snomed_total_display
         codings.append(coding)
+    concept: dict[str, Any] = {"text": instrument.title}
+    if codings:  # FHIR JSON allows no empty arrays: GAD-2 and WHO-5 have no codes
+        concept["coding"] = codings
     extension: dict[str, Any] = {
         "url": "https://prombot.example/fhir/StructureDefinition/score",
-        "extension": [
-            {"url": "code", "valueCodeableConcept": {"coding": codings, "text": instrument.title}}
-        ],
+        "extension": [{"url": "code", "valueCodeableConcept": concept}],
     }
     if result is not None and result.total is not None:
         extension["extension"].append({"url": "total", "valueInteger": result.total})

@@ -114,6 +114,11 @@ def read_answer(text: str, option_set: OptionSet) -> int | None:
     if first is not None and rest and phrases.get(rest) == first.value:
         return first.value
 
+    # A number that did not settle it above ("2 several days", "2 or 3") leaves
+    # the reply ambiguous: never guess past it.
+    if any(_as_number(token) is not None for token in tokens):
+        return None
+
     negated = set(tokens) & NEGATIONS
 
     def loose(phrase: str) -> bool:

@@ -38,7 +38,8 @@ _SPACES = re.compile(r"\s+")
 
 def command_in(text: str) -> Command | None:
     """The command a whole message is, in any case, ignoring spaces and punctuation round it."""
+    text = text.strip()
     if len(text) > 40:
         return None
-    word = _SPACES.sub(" ", _EDGE_NOISE.sub("", text.strip().casefold()))
+    word = _SPACES.sub(" ", _EDGE_NOISE.sub("", text.casefold()))
     return WORDS.get(word)

@@ -53,22 +53,24 @@ def intro(instrument: Instrument, context: Context, follow_on: Instrument | None
     )
 
 
-def question(instrument: Instrument, item_id: str, *, with_stem: bool = False) -> str:
+def question(
+    instrument: Instrument, item_id: str, *, with_stem: bool = False, prefix: str = ""
+) -> str:
     """One item: its number, its words, its options and how to answer.
 
-    ``with_stem`` puts the instrument's lead-in ("Over the last 2 weeks...")
-    first, when it still fits in two segments; the first question always has
-    it, re-sent questions have it where it fits.
+    ``prefix`` ("Welcome back.") comes first. ``with_stem`` adds the
+    instrument's lead-in ("Over the last 2 weeks...") when it fits. Everything
+    must fit in two segments, so what can go goes in this order: the lead-in,
+    then the "Reply with..." line (the options already show the keys).
     """
     item = instrument.item(item_id)
-    hint = answer_hint(instrument.option_set_for(item_id))
-    body = (
-        f"{item_number(instrument, item_id)}: {item.text}\n"
-        f"{_options(instrument, item_id)}\nReply with {hint}"
-    )
-    if with_stem and septets(instrument.stem) + 1 + septets(body) <= MAX_SEPTETS:
-        return f"{instrument.stem}\n{body}"
-    return body
+    hint = f"\nReply with {answer_hint(instrument.option_set_for(item_id))}"
+    core = f"{item_number(instrument, item_id)}: {item.text}\n{_options(instrument, item_id)}"
+    stem = f"{instrument.stem}\n" if with_stem else ""
+    for candidate in (prefix + stem + core + hint, prefix + core + hint, prefix + core):
+        if septets(candidate) <= MAX_SEPTETS:
+            return candidate
+    return core + hint
 
 
 def first_question(instrument: Instrument, item_id: str) -> list[str]:
@@ -104,9 +106,9 @@ def safety(context: Context) -> str:
 
 def help_text(context: Context) -> str:
     return (
-        "Reply with the number or letter of your answer. BACK changes your last answer, "
-        "REPEAT shows the question again, LATER pauses, STOP opts out. "
-        f"Questions? Contact {_contact(context)}. {CRISIS_LINES}"
+        "Reply with your answer's number or letter. BACK: change last answer. "
+        "REPEAT: see question again. LATER: pause. STOP: opt out. "
+        f"Contact {_contact(context)}. {CRISIS_LINES}"
     )
 
 
@@ -118,17 +120,17 @@ def help_when_closed(context: Context) -> str:
 
 
 def first_question_again(instrument: Instrument, item_id: str) -> str:
-    return "This is the first question.\n" + question(instrument, item_id)
+    return question(instrument, item_id, prefix="This is the first question.\n")
 
 
 def going_back(instrument: Instrument, item_id: str, previous_label: str | None) -> str:
     said = f" You answered: {previous_label}." if previous_label else ""
-    return f"OK, going back.{said}\n" + question(instrument, item_id)
+    return question(instrument, item_id, prefix=f"OK, going back.{said}\n")
 
 
 def carried_over_boundary(instrument: Instrument, item_id: str) -> str:
-    return "Your earlier answers are saved and can't be changed now.\n" + question(
-        instrument, item_id
+    return question(
+        instrument, item_id, prefix="Your earlier answers are saved and can't be changed now.\n"
     )
 
 
@@ -144,7 +146,7 @@ def already_paused() -> str:
 
 
 def welcome_back(instrument: Instrument, item_id: str) -> str:
-    return "Welcome back.\n" + question(instrument, item_id, with_stem=True)
+    return question(instrument, item_id, with_stem=True, prefix="Welcome back.\n")
 
 
 def callback(context: Context, *, question_open: bool = True) -> str:
@@ -173,7 +175,7 @@ def already_opted_in() -> str:
 
 
 def continuing(instrument: Instrument, item_id: str) -> str:
-    return "Thank you. A few more questions.\n" + question(instrument, item_id)
+    return question(instrument, item_id, prefix="Thank you. A few more questions.\n")
 
 
 def reminder(context: Context) -> str:

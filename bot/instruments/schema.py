@@ -237,9 +237,10 @@ class Instrument(_Model):
         for band in sorted(self.bands, key=lambda b: b.min):
             if band.min > band.max:
                 problems.append(f"band {band.id!r} has min above max")
-            if band.min != expected:
-                kind = "gap" if band.min > expected else "overlap"
-                problems.append(f"bands leave a {kind} at total {expected} (band {band.id!r})")
+            if band.min > expected:
+                problems.append(f"bands leave a gap at total {expected} (before band {band.id!r})")
+            elif band.min < expected:
+                problems.append(f"bands overlap at total {band.min} (band {band.id!r})")
             expected = band.max + 1
         if expected != high + 1:
             problems.append(f"bands end at {expected - 1} but totals reach {high}")

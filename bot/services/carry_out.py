@@ -2,7 +2,8 @@
 
 The engine decides; this module stores: answers (superseding the old one on
 BACK), results, alerts (one open alert per flag per invitation), opt-outs
-(which cancel everything pending), and outbound messages (the outbox).
+(which cancel everything pending, texts still in the outbox included), and
+outbound messages (the outbox).
 """
 
 from __future__ import annotations
@@ -208,6 +209,15 @@ def opt_out(session: Session, patient: Patient, *, now: datetime) -> None:
         .where(Invitation.patient_id == patient.id)
         .where(Invitation.status == "pending")
         .values(status="cancelled", finished_at=now)
+    )
+    # Texts still waiting in the outbox (not yet handed to a gateway) must not go either.
+    session.exec(
+        update(Message)
+        .where(Message.patient_id == patient.id)
+        .where(Message.direction == "outbound")
+        .where(Message.status == "queued")
+        .where(Message.provider_sid == None)  # noqa: E711
+        .values(status="canceled", updated_at=now)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,11 @@ from bot.store.models import ApiToken, Consultation, Invitation, Patient, Practi
 DEFAULT_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols.yaml"
 # instruments that can go straight on to their full form when the screen is positive
 SCREENS = {"phq2", "gad2"}
+# what a record id can look like (ours are 32 hex digits): anything else is not
+# looked up at all, so odd text (a NUL byte, 10 kB of it) never reaches the database
+ID_SHAPE = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# a point in time that durations are tried against before they are accepted
+_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class InputError(ValueError):
@@ -35,7 +41,18 @@ class InputError(ValueError):
 
 
 class NotFound(LookupError):
-    """No such record in this practice (another practice's ids are not found either)."""
+    """No such record in this practice (another practice's ids are not found either).
+
+    ``field`` names the body field that held the id, when it was not in the path.
+    """
+
+    def __init__(self, record_id: object, field: str | None = None) -> None:
+        super().__init__(record_id)
+        self.field = field
+
+
+def looks_like_id(value: object) -> bool:
+    return isinstance(value, str) and ID_SHAPE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -185,7 +202,7 @@ def create_patient(
 
 
 def get_patient(session: Session, practice: Practice, patient_id: str) -> Patient:
-    patient = session.get(Patient, patient_id)
+    patient = session.get(Patient, patient_id) if looks_like_id(patient_id) else None
     if patient is None or patient.practice_id != practice.id:
         raise NotFound(patient_id)
     return patient
@@ -200,22 +217,32 @@ def parse_schedule(raw: Any, catalogue: Catalogue) -> list[ScheduleStep]:
         if not isinstance(entry, dict):
             raise InputError(where, f"{where} must be an object with instrument and after")
         instrument = entry.get("instrument")
-        if instrument not in catalogue:
+        if not isinstance(instrument, str) or instrument not in catalogue:
             raise InputError(
                 f"{where}.instrument",
                 f"{where}.instrument must be one of {', '.join(catalogue)}",
             )
         after = entry.get("after")
-        try:
-            duration = isodate.parse_duration(str(after))
-        except (isodate.ISO8601Error, ValueError, TypeError):
-            duration = None
-        if duration is None or (isinstance(duration, timedelta) and duration < timedelta(0)):
+        duration = _duration(after)
+        if duration is None:
             raise InputError(
-                f"{where}.after", f"{where}.after must be an ISO-8601 duration such as P14D"
+                f"{where}.after",
+                f"{where}.after must be an ISO-8601 duration of zero or more, such as P14D",
             )
         steps.append(ScheduleStep(instrument=instrument, after=duration, after_text=str(after)))
     return steps
+
+
+def _duration(text: Any) -> timedelta | isodate.Duration | None:
+    """A duration that does not go backwards (P1M and P14D, not -P1D or -P1M), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        duration = isodate.parse_duration(text.strip())
+        forwards = _PROBE + duration >= _PROBE  # months and years only compare once applied
+    except (isodate.ISO8601Error, ValueError, TypeError, OverflowError):
+        return None
+    return duration if forwards else None
 
 
 def protocol_schedule(session: Session, practice: Practice, name: str) -> list[dict[str, str]]:
@@ -245,11 +272,15 @@ def create_consultation(
     try:
         patient = get_patient(session, practice, patient_id)
     except NotFound:
-        raise InputError("patient_id", "patient_id is not a patient of this practice") from None
+        # 404 like any other practice's id: not a 422 that would tell "exists elsewhere"
+        # from "never existed"
+        raise NotFound(patient_id, field="patient_id") from None
     if patient.opted_out:
         raise InputError("patient_id", "this patient has opted out of texts")
-    if (protocol is None) == (schedule is None):
-        raise InputError("protocol", "give either protocol or schedule")
+    if protocol is not None and schedule is not None:
+        raise InputError("protocol", "give protocol or schedule, not both")
+    if protocol is None and schedule is None:
+        raise InputError("protocol", "give a protocol or a schedule")
     raw = protocol_schedule(session, practice, protocol) if protocol else schedule
     steps = parse_schedule(raw, catalogue)
     if occurred_at.tzinfo is None:
@@ -265,16 +296,21 @@ def create_consultation(
     session.flush()
     local_time = occurred_at.astimezone(ZoneInfo(practice.timezone))
     invitations = []
-    for step in steps:
+    for index, step in enumerate(steps):
+        try:
+            # wall-clock arithmetic in the practice's zone: "2 weeks later" keeps the
+            # hour across the clock change
+            due_at = (local_time + step.after).astimezone(UTC)
+        except (OverflowError, ValueError):
+            field = "protocol" if protocol else f"schedule[{index}].after"
+            raise InputError(field, f"{field} puts a questionnaire past the year 9999") from None
         invitation = Invitation(
             practice_id=practice.id,
             patient_id=patient.id,
             consultation_id=consultation.id,
             instrument=step.instrument,
             continue_if_positive=continue_if_positive and step.instrument in SCREENS,
-            # wall-clock arithmetic in the practice's zone: "2 weeks later" keeps the
-            # hour across the clock change
-            due_at=(local_time + step.after).astimezone(UTC),
+            due_at=due_at,
             created_at=now,
         )
         session.add(invitation)

@@ -12,7 +12,7 @@ Guarantees, each with a test:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -71,6 +71,8 @@ def practice_context(practice: Practice, *, continue_if_positive: bool = False) 
 
 
 def handle_inbound(rt: Runtime, sms: InboundSms, now: datetime) -> InboundOutcome:
+    # PostgreSQL cannot store NUL in text; no phone sends one on purpose.
+    sms = replace(sms, body=sms.body.replace("\x00", ""))
     for _attempt in range(5):
         try:
             with transaction(rt.engine) as session:
@@ -100,9 +102,26 @@ def replies_to(rt: Runtime, sid: str) -> list[str] | None:
         return [m.body for m in replies]
 
 
+MAX_PHONE = 16  # E.164: a plus and at most 15 digits (the column's width)
+
+
+def sender_number(raw: str) -> str:
+    """The sender as E.164 when it is a phone number; otherwise a stub no patient can have.
+
+    Twilio's ``From`` can be an alphanumeric sender id, a short code or something
+    over-long: those are strangers, stored cut to the column's width, and never
+    cut in a way that could make them match a patient's number.
+    """
+    e164 = normalise_e164(raw)
+    if e164 is not None and len(e164) <= MAX_PHONE:
+        return e164
+    return ("?" + raw)[:MAX_PHONE]
+
+
 def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> InboundOutcome:
-    phone = normalise_e164(sms.from_) or sms.from_[:16]
-    practice = session.exec(select(Practice).where(Practice.sms_number == sms.to)).first()
+    phone = sender_number(sms.from_)
+    to = normalise_e164(sms.to) or sms.to
+    practice = session.exec(select(Practice).where(Practice.sms_number == to)).first()
     patient = (
         session.exec(
             select(Patient)
@@ -154,10 +173,20 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
         inbound.conversation_id = conversation.id
     media_notice = [Reply(kind="reprompt", text=MEDIA_REPLY)] if sms.num_media > 0 else []
 
+    if patient.opted_out:
+        media_notice = []  # an opted-out patient hears nothing but START's answer
     if patient.opted_out or conversation is None:
         events = media_notice + _without_conversation(patient, practice, sms.body)
         effects = carry_out(
             session, events, patient=patient, inbound=inbound, now=now, reply_status="sent"
+        )
+        log.info(
+            "inbound.handled",
+            message_sid=sms.sid,
+            conversation_id=None,
+            patient_id=patient.id,
+            opted_out=patient.opted_out,
+            events=[e.type for e in events],
         )
         return _outcome(effects)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot.services.enrolment import NotFound, get_patient
+from bot.services.enrolment import NotFound, get_patient, looks_like_id
 from bot.store.models import Alert, Invitation, Message, Patient, Practice, ResultRecord
 
 
@@ -116,27 +116,31 @@ def alerts_of(session: Session, practice: Practice, status: str | None) -> list[
 def messages_of(
     session: Session, practice: Practice, patient_id: str | None, *, limit: int = 500
 ) -> list[dict[str, Any]]:
+    """The latest ``limit`` messages, oldest first (a long log loses its start, not its end)."""
     query = select(Message).where(Message.practice_id == practice.id)
     if patient_id:
         patient = get_patient(session, practice, patient_id)
         query = query.where(Message.patient_id == patient.id)
+    # at one instant an inbound text comes before the replies to it ("inbound" < "outbound")
     rows = session.exec(
         query.order_by(
-            col(Message.created_at), col(Message.direction), col(Message.position)
+            col(Message.created_at).desc(),
+            col(Message.direction).desc(),
+            col(Message.position).desc(),
         ).limit(limit)
     ).all()
-    return [message_json(m) for m in rows]
+    return [message_json(m) for m in reversed(rows)]
 
 
 def get_alert(session: Session, practice: Practice, alert_id: str) -> Alert:
-    alert = session.get(Alert, alert_id)
+    alert = session.get(Alert, alert_id) if looks_like_id(alert_id) else None
     if alert is None or alert.practice_id != practice.id:
         raise NotFound(alert_id)
     return alert
 
 
 def get_invitation(session: Session, practice: Practice, invitation_id: str) -> Invitation:
-    invitation = session.get(Invitation, invitation_id)
+    invitation = session.get(Invitation, invitation_id) if looks_like_id(invitation_id) else None
     if invitation is None or invitation.practice_id != practice.id:
         raise NotFound(invitation_id)
     return invitation

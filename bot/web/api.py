@@ -7,12 +7,14 @@ whose ``field`` names what to fix.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
 from bot.services import queries
@@ -52,18 +54,32 @@ def _input_error(exc: InputError):
 
 
 @bp.errorhandler(NotFound)
-def _not_found(_exc: NotFound):
+def _not_found(exc: NotFound):
+    if exc.field:
+        return _error(404, f"{exc.field} is not a record of this practice", exc.field)
     return _error(404, "not found")
 
 
-@bp.errorhandler(404)
-def _route_not_found(_exc: Exception):
-    return _error(404, "not found")
+def _in_api() -> bool:
+    return request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")
 
 
-@bp.errorhandler(405)
-def _method_not_allowed(_exc: Exception):
-    return _error(405, "method not allowed")
+# Routing errors happen before a blueprint is chosen, so only app-wide handlers see
+# them: these answer JSON under /api/v1 and leave every other path's error as it was.
+@bp.app_errorhandler(404)
+def _route_not_found(exc: HTTPException):
+    return _error(404, "not found") if _in_api() else exc
+
+
+@bp.app_errorhandler(405)
+def _method_not_allowed(exc: HTTPException):
+    if not _in_api():
+        return exc
+    response, status = _error(405, "method not allowed")
+    allowed = exc.get_response().headers.get("Allow")
+    if allowed:
+        response.headers["Allow"] = allowed
+    return response, status
 
 
 def authenticated(view):
@@ -109,6 +125,8 @@ def _text(
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise InputError(field, f"{field} must be text of at most {limit} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InputError(field, f"{field} must not contain control characters or line breaks")
     return value.strip()
 
 
@@ -125,15 +143,18 @@ def _date(value: Any, field: str) -> date | None:
 
 
 def _datetime(value: Any, field: str, zone: str) -> datetime:
-    if not isinstance(value, str) or not value:
+    if value in (None, ""):
         raise InputError(field, f"{field} is required, as an ISO-8601 date and time")
+    message = f"{field} must be an ISO-8601 date and time, such as 2026-03-16T10:00:00Z"
+    if not isinstance(value, str):
+        raise InputError(field, message)
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(field, f"{field} must be an ISO-8601 date and time") from None
-    if parsed.tzinfo is None:  # a time without a zone is the practice's local time
-        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None:  # a time without a zone is the practice's local time
+            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or at the very ends of the calendar
+        raise InputError(field, message) from None
 
 
 @bp.get("/openapi.json")
@@ -183,9 +204,7 @@ def post_consultation():
     continue_if_positive = data.get("continue_if_positive", False)
     if not isinstance(continue_if_positive, bool):
         raise InputError("continue_if_positive", "continue_if_positive must be true or false")
-    protocol = data.get("protocol")
-    if protocol is not None and not isinstance(protocol, str):
-        raise InputError("protocol", "protocol must be the name of a protocol")
+    protocol = _text(data, "protocol", required=False, limit=60)
     with transaction(_runtime().engine) as session:
         consultation, invitations = create_consultation(
             session,

@@ -13,13 +13,25 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+UNAUTHORISED = {
+    "401": {
+        **_json(_ref("Error"), "No valid bearer token"),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "How to authenticate: `Bearer`",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
 ERRORS = {
-    "401": _json(_ref("Error"), "No valid bearer token"),
+    **UNAUTHORISED,
     "404": _json(_ref("Error"), "No such record in this practice"),
 }
 UNPROCESSABLE = {"422": _json(_ref("Error"), "Bad input; `field` names what to fix")}
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
+MAYBE_ID = {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}
 
 
 def _path_id(name: str) -> dict[str, Any]:
@@ -38,6 +50,15 @@ OPENAPI: dict[str, Any] = {
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": {
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": _json({"type": "object"}, "The OpenAPI 3.1 description of the API")
+                },
+            }
+        },
         "/api/v1/patients": {
             "post": {
                 "summary": "Register a patient",
@@ -62,13 +83,17 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/consultations": {
             "post": {
                 "summary": "Register a consultation and schedule its questionnaires",
+                "description": "Due times keep the practice's local wall-clock time: a "
+                "consultation at 10:00 with `after: P2W` is due at 10:00 local two weeks "
+                "later, across a change to or from summer time.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("ConsultationCreate")}},
                 },
                 "responses": {
                     "201": _json(_ref("Consultation"), "Created with its invitations"),
-                    **ERRORS,
+                    **UNAUTHORISED,
+                    "404": _json(_ref("Error"), "patient_id is not a patient of this practice"),
                     **UNPROCESSABLE,
                 },
             }
@@ -119,7 +144,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/v1/messages": {
             "get": {
-                "summary": "The message log, oldest first",
+                "summary": "The message log, oldest first (the latest 500)",
                 "parameters": [{"name": "patient_id", "in": "query", "schema": ID}],
                 "responses": {
                     "200": _json({"type": "array", "items": _ref("Message")}, "Messages"),
@@ -154,14 +179,24 @@ OPENAPI: dict[str, Any] = {
                 "required": ["name", "phone"],
                 "properties": {
                     "name": {"type": "string", "maxLength": 120},
-                    "phone": {"type": "string", "description": "a UK mobile number"},
-                    "nhs_number": {"type": "string", "pattern": "^[0-9 ]{10,12}$"},
+                    "phone": {
+                        "type": "string",
+                        "maxLength": 30,
+                        "description": "a UK mobile number in any common form, e.g. "
+                        "07700 900123; stored in E.164. Landlines are refused.",
+                    },
+                    "nhs_number": {
+                        "type": "string",
+                        "pattern": "^[0-9 -]{10,14}$",
+                        "description": "10 digits with a valid check digit; spaces allowed",
+                    },
                     "date_of_birth": {"type": "string", "format": "date"},
                     "language": {"type": "string", "enum": ["en"]},
                 },
             },
             "Patient": {
                 "type": "object",
+                "required": ["id", "name", "phone"],
                 "properties": {
                     "id": ID,
                     "name": {"type": "string"},
@@ -183,7 +218,15 @@ OPENAPI: dict[str, Any] = {
                         "format": "date-time",
                         "description": "without a zone, the practice's local time",
                     },
-                    "protocol": {"type": "string", "example": "depression_review"},
+                    "protocol": {
+                        "type": "string",
+                        "examples": [
+                            "depression_review",
+                            "anxiety_review",
+                            "alcohol_brief_intervention",
+                            "wellbeing",
+                        ],
+                    },
                     "schedule": {
                         "type": "array",
                         "items": {
@@ -194,7 +237,12 @@ OPENAPI: dict[str, Any] = {
                                     "type": "string",
                                     "enum": ["phq9", "phq2", "gad7", "gad2", "auditc", "who5"],
                                 },
-                                "after": {"type": "string", "example": "P14D"},
+                                "after": {
+                                    "type": "string",
+                                    "description": "ISO-8601 duration from occurred_at; "
+                                    "P0D is as soon as possible",
+                                    "examples": ["P14D", "P2W", "P1M", "P0D"],
+                                },
                             },
                         },
                     },
@@ -204,10 +252,11 @@ OPENAPI: dict[str, Any] = {
             },
             "Invitation": {
                 "type": "object",
+                "required": ["id", "instrument", "due_at", "status"],
                 "properties": {
                     "id": ID,
                     "patient_id": ID,
-                    "consultation_id": {"type": ["string", "null"]},
+                    "consultation_id": MAYBE_ID,
                     "instrument": {"type": "string"},
                     "due_at": WHEN,
                     "status": {
@@ -228,6 +277,7 @@ OPENAPI: dict[str, Any] = {
             },
             "Consultation": {
                 "type": "object",
+                "required": ["id", "invitations"],
                 "properties": {
                     "id": ID,
                     "patient_id": ID,
@@ -238,34 +288,53 @@ OPENAPI: dict[str, Any] = {
             },
             "Result": {
                 "type": "object",
+                "required": [
+                    "invitation_id",
+                    "instrument",
+                    "status",
+                    "completed_at",
+                    "total",
+                    "band",
+                    "answers",
+                    "flags",
+                ],
                 "properties": {
                     "invitation_id": ID,
                     "instrument": {"type": "string"},
+                    "instrument_version": {"type": "string"},
                     "status": {"type": "string", "enum": ["completed", "incomplete", "opted_out"]},
-                    "completed_at": WHEN,
+                    "completed_at": {**WHEN, "description": "null unless completed"},
+                    "finished_at": WHEN,
                     "total": {"type": ["integer", "null"]},
                     "band": {"type": ["string", "null"]},
+                    "percentage": {"type": ["integer", "null"]},
+                    "prorated": {"type": "boolean"},
                     "answers": {"type": "object", "additionalProperties": {"type": "integer"}},
                     "flags": {"type": "array", "items": {"type": "string"}},
                 },
             },
             "Alert": {
                 "type": "object",
+                "required": ["id", "patient_id", "flag", "severity", "status"],
                 "properties": {
                     "id": ID,
                     "patient_id": ID,
-                    "invitation_id": {"type": ["string", "null"]},
-                    "flag": {"type": "string"},
+                    "invitation_id": MAYBE_ID,
+                    "flag": {"type": "string", "examples": ["self_harm_risk", "severe_score"]},
                     "severity": {"type": "string", "enum": ["urgent", "routine", "information"]},
+                    "reason": {"type": "string"},
                     "status": {"type": "string", "enum": ["open", "acknowledged"]},
                     "created_at": WHEN,
                     "acknowledged_at": WHEN,
+                    "acknowledged_by": {"type": ["string", "null"]},
                 },
             },
             "Message": {
                 "type": "object",
+                "required": ["direction", "body", "status", "created_at"],
                 "properties": {
                     "id": ID,
+                    "patient_id": MAYBE_ID,
                     "direction": {"type": "string", "enum": ["inbound", "outbound"]},
                     "body": {"type": "string"},
                     "status": {"type": "string"},

@@ -52,7 +52,15 @@ def page() -> str:
             .join(Practice, Practice.id == Patient.practice_id)
             .order_by(col(Practice.name), col(Patient.name))
         ).all()
-        patients = [{"id": p.id, "label": f"{p.name} ({p.phone}) at {pr.name}"} for p, pr in rows]
+        patients = [
+            {
+                "id": p.id,
+                "label": f"{p.name} ({p.phone}) at {pr.name}",
+                "practice": pr.name,
+                "sms_number": pr.sms_number,
+            }
+            for p, pr in rows
+        ]
     instruments = [{"id": i.id, "title": i.title} for i in _runtime().catalogue.values()]
     return render_template("simulator.html", patients=patients, instruments=instruments)
 
@@ -71,6 +79,10 @@ def messages():
             .where(Conversation.patient_id == patient.id)
             .where(Conversation.active == True)  # noqa: E712
         ).first()
+        instrument = None
+        if active is not None:
+            invitation = session.get(Invitation, active.invitation_id)
+            instrument = invitation.instrument if invitation else None
         return jsonify(
             messages=[
                 {
@@ -83,6 +95,7 @@ def messages():
                 for m in rows
             ],
             active=active is not None,
+            instrument=instrument,
             opted_out=patient.opted_out,
         )
 

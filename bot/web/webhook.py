@@ -7,6 +7,7 @@ with nothing stored and nothing sent.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import wraps
 
@@ -19,6 +20,8 @@ from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.status import record_status
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
+# Twilio's SIDs are two letters and 32 hex digits; allow some slack, never more than we store.
+SID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9]{1,62}")
 log = structlog.get_logger(__name__)
 
 
@@ -49,7 +52,7 @@ def inbound() -> Response:
     except ValueError:
         num_media = 0
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not sid or not form.get("From") or not form.get("To"):
+    if not SID.fullmatch(sid) or not form.get("From") or not form.get("To"):
         abort(400)
     outcome = handle_inbound(
         current_app.extensions["prombot.runtime"],

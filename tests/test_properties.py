@@ -1,0 +1,224 @@
+"""Properties of the conversation engine that hold for any patient, however they text.
+
+For every instrument, any sequence of any texts (answers, commands, risk
+phrases, emoji, very long messages, nonsense) and timers (reminders, expiry):
+
+- the engine never raises;
+- the state round-trips through JSON after every step and stays valid;
+- the answers recorded by ``AnswerRecorded`` events (the latest per item, reset
+  to the carried answers when a screen continues into its full instrument) are
+  exactly the state's answers;
+- every reply is plain GSM-7 and fits in two SMS segments.
+
+The state is re-serialised between every step, as the shell stores it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+
+from bot.flows import (
+    Context,
+    ConversationState,
+    ExpiryDue,
+    PatientText,
+    ReminderDue,
+    outcome,
+    resume,
+    start,
+)
+from bot.flows.commands import WORDS
+from bot.flows.events import AnswerRecorded, ContinuedTo, Event, Reply
+from bot.instruments import builtin_catalogue
+from bot.instruments.gsm7 import BASIC, MAX_SEPTETS, is_gsm7, non_gsm7_characters, septets
+
+CATALOGUE = builtin_catalogue()
+INSTRUMENTS = sorted(CATALOGUE)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+EVENTS = TypeAdapter(list[Event])
+
+PROPERTY_SETTINGS = settings(
+    max_examples=75,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _stages(instrument_id: str) -> list[str]:
+    continuation = CATALOGUE[instrument_id].continuation
+    return [instrument_id] + ([continuation.instrument] if continuation else [])
+
+
+def _answer_texts(instrument_id: str) -> list[str]:
+    """Every way of naming an option of any item the conversation may ask, and a few messy ones."""
+    texts: set[str] = set()
+    for stage in _stages(instrument_id):
+        instrument = CATALOGUE[stage]
+        for item in instrument.item_ids:
+            option_set = instrument.option_set_for(item)
+            for option in option_set.options:
+                key = option_set.key_of(option)
+                texts |= {key, f" {key}.", f"{key}!", key.lower(), option.label.upper()}
+                texts |= {option.label, *option.synonyms}
+    return [*sorted(texts), "two", "sevral days", "2\ufe0f\u20e3", "3", "10"]
+
+
+COMMAND_TEXTS = [
+    *sorted(w for w, c in WORDS.items() if c.value not in ("stop", "start")),
+    "HELP",
+    " Back! ",
+    "REPEAT.",
+    "Later",
+    "Call me",
+]
+RISK_TEXTS = ["I want to die", "self-harm", "2 but I want to kill myself", "I can\u2019t go on"]
+ODD_TEXTS = [
+    "",
+    "   ",
+    "\n",
+    "\U0001f600",
+    "\U0001f44d\U0001f3fd",
+    "2 or 3",
+    "22",
+    "-1",
+    "stop it",
+    "I said please stop",
+    "x" * 1600,
+    "2" * 1600,
+    "Several days " * 123,
+    "\u202e\u0000\ufeff",
+]
+
+GSM7_NAME_CHARS = "".join(sorted(BASIC - {"\n", "\r"}))
+
+contexts = st.builds(
+    Context,
+    # the longest names and numbers allowed are the ones that push a text past 306
+    practice_name=st.text(alphabet=GSM7_NAME_CHARS, min_size=1, max_size=60)
+    | st.text(alphabet=GSM7_NAME_CHARS, min_size=56, max_size=60),
+    practice_phone=st.none()
+    | st.text(alphabet="0123456789 +()", min_size=1, max_size=20)
+    | st.text(alphabet="0123456789 +()", min_size=18, max_size=20),
+    continue_if_positive=st.booleans(),
+    show_score=st.booleans(),
+)
+
+
+def _texts(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    return strategy.map(lambda text: PatientText(text=text))
+
+
+def answers(instrument_id: str) -> st.SearchStrategy:
+    return _texts(st.sampled_from(_answer_texts(instrument_id)))
+
+
+# Anything else a patient or the shell may send: commands, risk phrases, odd and
+# long texts, arbitrary unicode, reminders and (rarely, as it closes) expiry.
+other_inbounds = st.one_of(
+    _texts(st.sampled_from([*COMMAND_TEXTS, "STOP", "START", "unstop"])),
+    _texts(st.sampled_from(RISK_TEXTS)),
+    _texts(st.sampled_from(ODD_TEXTS)),
+    _texts(st.text(max_size=30)),
+    _texts(st.text(min_size=60, max_size=400)),
+    st.sampled_from([ReminderDue(), ReminderDue(), ReminderDue(), ExpiryDue()]),
+)
+
+
+def conversations(instrument_id: str) -> st.SearchStrategy:
+    """A context and the inbounds: mostly answers, each after a little of anything else.
+
+    Built as (noise, answer) pairs so that long conversations that reach the
+    end, the branch and the continuation are common, not rare.
+    """
+    pair = st.tuples(st.lists(other_inbounds, max_size=2), answers(instrument_id))
+    pairs = st.lists(pair, max_size=16) | st.lists(pair, min_size=10, max_size=24)
+    tail = st.lists(other_inbounds | answers(instrument_id), max_size=4)
+    steps = st.tuples(pairs, tail).map(
+        lambda drawn: [x for noise, answer in drawn[0] for x in [*noise, answer]] + drawn[1]
+    )
+    return st.tuples(contexts, steps)
+
+
+def play(instrument_id: str, context: Context, steps: list) -> list[tuple]:
+    """Start, then resume with each inbound, re-serialising the state in between.
+
+    Returns (state, events) after the start and after every step.
+    """
+    state, events = start(instrument_id, CATALOGUE, context, T0)
+    trace = [(state, events)]
+    for minute, inbound in enumerate(steps, start=1):
+        state = ConversationState.from_json(state.to_json())
+        state, events = resume(state, CATALOGUE, inbound, T0 + timedelta(minutes=minute))
+        trace.append((state, events))
+    return trace
+
+
+def assert_valid(state: ConversationState) -> None:
+    assert state.instrument in CATALOGUE
+    assert state.stage in _stages(state.instrument)
+    stage = CATALOGUE[state.stage]
+    if state.is_open:
+        assert state.current_item in stage.item_ids
+        assert state.current_item not in state.carried
+    else:
+        assert state.current_item is None
+    for item, value in state.answers.items():
+        assert item in stage.item_ids
+        assert value in [o.value for o in stage.options_for(item)]
+    assert set(state.carried) <= set(state.answers)
+    assert state.invalid_streak >= 0
+    assert len(set(state.raised_flags)) == len(state.raised_flags)
+    for result in state.results:
+        assert result.instrument in _stages(state.instrument)
+
+
+@pytest.mark.parametrize("instrument_id", INSTRUMENTS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_any_sequence_never_raises_and_the_state_round_trips_through_json_and_stays_valid(
+    instrument_id, data
+):
+    context, steps = data.draw(conversations(instrument_id))
+    for minute, (state, events) in enumerate(play(instrument_id, context, steps)):
+        assert ConversationState.from_json(state.to_json()) == state
+        assert_valid(state)
+        assert EVENTS.validate_json(EVENTS.dump_json(events)) == events
+        result = outcome(state, CATALOGUE, T0 + timedelta(minutes=minute))
+        assert set(result.answers.items()) <= set(state.answers.items())
+
+
+@pytest.mark.parametrize("instrument_id", INSTRUMENTS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_the_answers_recorded_are_exactly_the_last_accepted_answer_per_item(instrument_id, data):
+    context, steps = data.draw(conversations(instrument_id))
+    recorded: dict[str, int] = {}
+    stage = instrument_id
+    for state, events in play(instrument_id, context, steps):
+        for event in events:
+            if isinstance(event, AnswerRecorded):
+                assert event.instrument == stage
+                assert event.replaced == (event.item in recorded)
+                recorded[event.item] = event.value
+            elif isinstance(event, ContinuedTo):
+                stage = event.instrument
+                target = CATALOGUE[stage].item_ids
+                recorded = {k: v for k, v in recorded.items() if k in target}
+        assert state.stage == stage
+        assert recorded == state.answers
+
+
+@pytest.mark.parametrize("instrument_id", INSTRUMENTS)
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_every_reply_is_gsm7_and_at_most_two_sms_segments(instrument_id, data):
+    context, steps = data.draw(conversations(instrument_id))
+    for _, events in play(instrument_id, context, steps):
+        for reply in (e for e in events if isinstance(e, Reply)):
+            assert is_gsm7(reply.text), (reply.kind, non_gsm7_characters(reply.text))
+            assert septets(reply.text) <= MAX_SEPTETS, (reply.kind, septets(reply.text))
