@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install browser run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Database upgrade, demo data, then the service on http://127.0.0.1:5000 until Ctrl-C
+# (PROMBOT_HOST / PROMBOT_PORT to change). scripts/run-dev lists the processes.
 run: $(STAMP)
-	$(BIN)/prombot chat phq9
+	PROMBOT_BIN=$(BIN) bash scripts/run-dev
+
+# Debian's Chromium for the browser tests (installed with apt-get when root).
+browser:
+	bash scripts/ensure-chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -25,7 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
