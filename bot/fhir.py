@@ -15,9 +15,10 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlmodel import Session, col, select
 
+from bot.flows import ConversationState, outcome
 from bot.instruments import Catalogue
 from bot.services.queries import iso
-from bot.store.models import Answer, Invitation, Patient, ResultRecord
+from bot.store.models import Answer, Conversation, Invitation, Patient, ResultRecord
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -40,22 +41,36 @@ def questionnaire_response(
 ) -> dict[str, Any]:
     patient = session.get(Patient, invitation.patient_id)
     assert patient is not None
-    results = session.exec(
-        select(ResultRecord)
-        .where(ResultRecord.invitation_id == invitation.id)
-        .order_by(col(ResultRecord.finished_at))
-    ).all()
-    result = results[-1] if results else None
-    instrument = catalogue[result.instrument if result else invitation.instrument]
-    if result is not None:
-        answers: dict[str, int] = json.loads(result.answers_json)
+    conversation = session.exec(
+        select(Conversation).where(Conversation.invitation_id == invitation.id)
+    ).first()
+    result: ResultRecord | None = None
+    answers: dict[str, int]
+    if conversation is not None and conversation.active:
+        # Under way: the stage the patient is on, with the answers so far. After a
+        # positive screen (PHQ-2 going on to PHQ-9) that is the full instrument, not
+        # the screen whose result is already stored.
+        state = ConversationState.from_json(conversation.state_json)
+        so_far = outcome(state, catalogue, state.updated_at)
+        instrument = catalogue[so_far.instrument]
+        answers = dict(so_far.answers)
     else:
-        rows = session.exec(
-            select(Answer)
-            .where(Answer.invitation_id == invitation.id)
-            .where(Answer.superseded == False)  # noqa: E712
+        results = session.exec(
+            select(ResultRecord)
+            .where(ResultRecord.invitation_id == invitation.id)
+            .order_by(col(ResultRecord.finished_at))
         ).all()
-        answers = {a.item: a.value for a in rows if a.item in instrument.item_ids}
+        result = results[-1] if results else None
+        instrument = catalogue[result.instrument if result else invitation.instrument]
+        if result is not None:
+            answers = json.loads(result.answers_json)
+        else:
+            rows = session.exec(
+                select(Answer)
+                .where(Answer.invitation_id == invitation.id)
+                .where(Answer.superseded == False)  # noqa: E712
+            ).all()
+            answers = {a.item: a.value for a in rows if a.item in instrument.item_ids}
 
     items: list[dict[str, Any]] = []
     for item in instrument.items:

@@ -13,7 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import isodate
+import phonenumbers
 import yaml
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.identifiers import InvalidIdentifier, normalise_e164
@@ -109,7 +111,7 @@ def create_practice(
     if not name or len(name) > 60:
         raise InputError("name", "name is required, at most 60 characters")
     number = normalise_e164(sms_number or "")
-    if number is None:
+    if number is None or not phonenumbers.is_possible_number(phonenumbers.parse(number)):
         raise InputError("sms_number", "sms_number must be a phone number in E.164 form")
     if session.exec(select(Practice).where(Practice.sms_number == number)).first():
         raise InputError("sms_number", "another practice already uses this sms_number")
@@ -173,11 +175,6 @@ def create_patient(
         raise InputError(
             "language", "language must be 'en': no validated translations are installed"
         )
-    existing = session.exec(
-        select(Patient).where(Patient.practice_id == practice.id).where(Patient.phone == e164)
-    ).first()
-    if existing:
-        raise InputError("phone", f"a patient with this phone already exists: {existing.id}")
     patient = Patient(
         practice_id=practice.id,
         name=name,
@@ -187,8 +184,20 @@ def create_patient(
         language=language,
         created_at=now,
     )
-    session.add(patient)
-    session.flush()
+    try:
+        # the unique constraint decides, not a check-then-insert: two requests
+        # registering one number at once get one patient and one 422, never a 500
+        with session.begin_nested():
+            session.add(patient)
+    except IntegrityError:
+        existing = session.exec(
+            select(Patient.id)
+            .where(Patient.practice_id == practice.id)
+            .where(Patient.phone == e164)
+        ).first()
+        if existing is None:
+            raise
+        raise InputError("phone", f"a patient with this phone already exists: {existing}") from None
     audit.record(
         session,
         practice_id=practice.id,

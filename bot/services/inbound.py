@@ -72,7 +72,12 @@ def practice_context(practice: Practice, *, continue_if_positive: bool = False) 
 
 def handle_inbound(rt: Runtime, sms: InboundSms, now: datetime) -> InboundOutcome:
     # PostgreSQL cannot store NUL in text; no phone sends one on purpose.
-    sms = replace(sms, body=sms.body.replace("\x00", ""))
+    sms = replace(
+        sms,
+        body=sms.body.replace("\x00", ""),
+        from_=sms.from_.replace("\x00", ""),
+        to=sms.to.replace("\x00", ""),
+    )
     for _attempt in range(5):
         try:
             with transaction(rt.engine) as session:

@@ -42,6 +42,20 @@ class Practice(SQLModel, table=True):
     )
     contact_phone: str | None = Field(default=None, max_length=20)
     contact_email: str | None = Field(default=None, max_length=254)
+    # When texts may go out: local wall-clock times on working days that are not
+    # bank holidays in the practice's nation. Risky answers then arrive while a
+    # clinician can act on them.
+    send_window_start: str = Field(default="09:00", max_length=5)
+    send_window_end: str = Field(default="17:00", max_length=5)
+    working_days: str = Field(default="mon tue wed thu fri", max_length=40)
+    reminder_after_hours: int = Field(default=24)
+    max_reminders: int = Field(default=1)
+    expire_after_days: int = Field(default=7)
+    invitation_valid_days: int = Field(
+        default=14, description="a missed invitation is still sent within this many days"
+    )
+    escalate_after_minutes: int = Field(default=30)
+    escalate_every_minutes: int = Field(default=30)
     created_at: datetime = _when()
 
 
@@ -53,7 +67,8 @@ class StaffUser(SQLModel, table=True):
     name: str = Field(max_length=120)
     password_hash: str = Field(max_length=256)
     role: str = Field(default="clinician", max_length=20, description="clinician or admin")
-    on_duty: bool = Field(default=False)
+    on_duty: bool = Field(default=False, description="gets urgent alerts at once")
+    escalation_contact: bool = Field(default=False, description="gets unacknowledged alerts")
     mobile: str | None = Field(default=None, max_length=16)
     created_at: datetime = _when()
 
@@ -134,6 +149,8 @@ class Conversation(SQLModel, table=True):
     state_json: str = Field(sa_column=Column(Text, nullable=False))
     version: int = Field(default=1, description="bumped on every save, for optimistic checks")
     last_inbound_at: datetime | None = _when(nullable=True)
+    reminder_due_at: datetime | None = _when(nullable=True, index=True)
+    expires_at: datetime | None = _when(nullable=True, index=True)
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
@@ -157,6 +174,9 @@ class Message(SQLModel, table=True):
     position: int = Field(default=0, description="order within one batch of replies")
     status: str = Field(default="received", max_length=20)
     error_code: int | None = None
+    attempts: int = Field(default=0, description="send attempts so far")
+    next_attempt_at: datetime | None = _when(nullable=True)
+    sent_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     updated_at: datetime = _when()
 
@@ -206,6 +226,25 @@ class Alert(SQLModel, table=True):
     created_at: datetime = _when()
     acknowledged_at: datetime | None = _when(nullable=True)
     acknowledged_by: str | None = Field(default=None, max_length=80)
+    notified_at: datetime | None = _when(nullable=True)
+    next_escalation_at: datetime | None = _when(nullable=True, index=True)
+    escalations: int = Field(default=0)
+
+
+class AlertNotification(SQLModel, table=True):
+    """One notice to one person about one alert. Carries no patient details."""
+
+    __tablename__ = "alert_notification"
+    id: str = _id()
+    alert_id: str = Field(foreign_key="alert.id", index=True)
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    recipient_id: str = Field(foreign_key="staff_user.id")
+    channel: str = Field(max_length=10, description="email or sms")
+    kind: str = Field(max_length=12, description="notify or escalate")
+    status: str = Field(default="queued", max_length=12, index=True)
+    error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -22,6 +22,7 @@ from bot.services.status import record_status
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 # Twilio's SIDs are two letters and 32 hex digits; allow some slack, never more than we store.
 SID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9]{1,62}")
+ERROR_CODE = re.compile(r"[0-9]{1,9}")
 log = structlog.get_logger(__name__)
 
 
@@ -75,12 +76,15 @@ def inbound() -> Response:
 @signed_by_twilio
 def status() -> Response:
     form = request.form
-    error = form.get("ErrorCode")
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if not SID.fullmatch(sid):
+        abort(400)
+    error = form.get("ErrorCode") or ""
     record_status(
         current_app.extensions["prombot.runtime"],
-        sid=form.get("MessageSid", ""),
-        status=form.get("MessageStatus", ""),
-        error_code=int(error) if error and error.isdigit() else None,
+        sid=sid,
+        status=form.get("MessageStatus") or form.get("SmsStatus") or "",
+        error_code=int(error) if ERROR_CODE.fullmatch(error) else None,
         now=_now(),
     )
     return Response(status=204)
