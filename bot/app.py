@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         catalogue=catalogue,
         gateway=gateway_from_config(app.config),
         public_base_url=app.config["PUBLIC_BASE_URL"],
+        config=app.config,
     )
     _request_ids(app)
 

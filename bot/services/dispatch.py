@@ -18,10 +18,10 @@ from bot.flows import start
 from bot.services import audit
 from bot.services.carry_out import carry_out
 from bot.services.inbound import practice_context
+from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime
-from bot.sms.gateway import SendError
 from bot.store.db import transaction
-from bot.store.models import Conversation, Invitation, Message, Patient, Practice
+from bot.store.models import Conversation, Invitation, Patient, Practice
 
 log = structlog.get_logger(__name__)
 
@@ -96,44 +96,3 @@ def _start_one(session: Session, rt: Runtime, invitation: Invitation, now: datet
     )
     log.info("invitation.started", invitation_id=invitation.id, instrument=invitation.instrument)
     return "started"
-
-
-def send_outbox(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
-    """Send queued outbound texts, oldest first, recording the provider's id."""
-    counts = {"sent": 0, "failed": 0}
-    with transaction(rt.engine) as session:
-        queued = session.exec(
-            select(Message)
-            .where(Message.direction == "outbound")
-            .where(Message.status == "queued")
-            .order_by(col(Message.created_at), col(Message.position))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for message in queued:
-            message.status = "sending"
-            message.updated_at = now
-        claimed = [(m.id, m.phone, m.body, m.practice_id) for m in queued]
-    for message_id, phone, body, practice_id in claimed:
-        with transaction(rt.engine) as session:
-            practice = session.get(Practice, practice_id) if practice_id else None
-            message = session.get(Message, message_id)
-            assert message is not None
-            try:
-                sent = rt.gateway.send(
-                    to=phone,
-                    from_=practice.sms_number if practice else "",
-                    body=body,
-                    message_id=message_id,
-                )
-            except SendError as exc:
-                message.status = "failed"
-                message.error_code = exc.code
-                counts["failed"] += 1
-                log.warning("outbox.failed", message_id=message_id, error_code=exc.code)
-            else:
-                message.provider_sid = sent.provider_sid
-                message.status = sent.status
-                counts["sent"] += 1
-            message.updated_at = now
-    return counts

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -16,3 +18,5 @@ class Runtime:
     catalogue: Catalogue
     gateway: Gateway
     public_base_url: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The app's settings (SMTP_URL, SMS_MAX_PER_SECOND, ...), read-only."""
