@@ -20,7 +20,7 @@ from bot.flows.events import Reply
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
 from bot.services.demo import seed_demo
-from bot.services.dispatch import dispatch_due
+from bot.services.due_work import run_due_work
 from bot.services.enrolment import InputError, create_practice, new_api_token
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
@@ -300,8 +300,16 @@ def tick_command(at: str | None) -> None:
         return
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    summary = {"at": now.isoformat(), "dispatch": dispatch_due(_runtime(), now)}
+    summary = {"at": now.isoformat(), **run_due_work(_runtime(), now)}
     click.echo(json.dumps(summary))
+
+
+@cli.command("scheduler")
+def scheduler_command() -> None:
+    """The long-running process that drives all timed work (APScheduler)."""
+    from scheduler.process import run
+
+    run(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from sqlmodel import col, select
 
-from bot.services.dispatch import dispatch_due
+from bot.services.dispatch import start_now
 from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.queries import iso
 from bot.store.db import transaction
@@ -111,18 +111,25 @@ def start():
         patient, _ = _patient(session, data.get("patient_id", ""))
         if patient.opted_out:
             return jsonify(error="this patient has opted out: text START first"), 409
-        session.add(
-            Invitation(
-                practice_id=patient.practice_id,
-                patient_id=patient.id,
-                instrument=instrument,
-                continue_if_positive=bool(data.get("continue_if_positive")),
-                due_at=now,
-                created_at=now,
-            )
+        invitation = Invitation(
+            practice_id=patient.practice_id,
+            patient_id=patient.id,
+            instrument=instrument,
+            continue_if_positive=bool(data.get("continue_if_positive")),
+            due_at=now,
+            created_at=now,
         )
-    summary = dispatch_due(_runtime(), now)
-    return jsonify(summary), 201
+        session.add(invitation)
+    # The demo starts at once, even outside the practice's send window.
+    outcome = start_now(_runtime(), invitation.id, now)
+    if outcome == "waiting":
+        # leave nothing queued behind the open questionnaire in a demo
+        with transaction(_runtime().engine) as session:
+            row = session.get(Invitation, invitation.id)
+            if row is not None:
+                row.status = "cancelled"
+                row.finished_at = now
+    return jsonify({"started": int(outcome == "started"), "outcome": outcome}), 201
 
 
 @bp.post("/send")

@@ -1,0 +1,1 @@
+"""The scheduler process: APScheduler running prombot's timed work, outside the web server."""

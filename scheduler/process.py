@@ -1,0 +1,100 @@
+"""``prombot scheduler``: one long-running process that drives all timed work.
+
+APScheduler 3's ``BlockingScheduler`` in its own process, never inside the
+web server's workers (each worker would run every job). The jobs are short
+and only claim due rows from the database (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL), so several scheduler processes can run side by side, and a
+restarted one simply carries on: what is due lives in the database, not in
+APScheduler's memory.
+
+Settings: jobs run in UTC (each practice's own zone and send window are
+applied by the services); ``coalesce`` runs a missed job once, not once per
+missed interval; ``max_instances=1`` keeps a slow run from overlapping
+itself; ``misfire_grace_time`` lets a job that was late by a few seconds
+still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from bot.services.dispatch import dispatch_due
+from bot.services.outbox import send_outbox
+from bot.services.runtime import Runtime
+from bot.services.timers import expire_due, remind_due
+
+log = structlog.get_logger(__name__)
+
+# job name -> (seconds between runs, the service it calls)
+JOBS: dict[str, tuple[int, Callable[[Runtime, datetime], Any]]] = {
+    "expiries": (60, expire_due),
+    "reminders": (60, remind_due),
+    "dispatch": (30, lambda rt, now: dispatch_due(rt, now, send=False)),
+    "outbox": (5, send_outbox),
+}
+
+
+def _alert_jobs() -> dict[str, tuple[int, Callable[[Runtime, datetime], Any]]]:
+    from bot.alerts import escalate_due, notify_due
+
+    return {"alert_notifications": (10, notify_due), "alert_escalations": (60, escalate_due)}
+
+
+def build_scheduler(app: Flask, *, intervals: dict[str, int] | None = None) -> BlockingScheduler:
+    runtime: Runtime = app.extensions["prombot.runtime"]
+    scheduler = BlockingScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+    )
+    jobs = {**JOBS, **_alert_jobs()}
+    for name, (seconds, service) in jobs.items():
+        every = (intervals or {}).get(name, seconds)
+        scheduler.add_job(
+            _run,
+            "interval",
+            seconds=every,
+            args=[name, service, runtime],
+            id=name,
+            name=name,
+            next_run_time=datetime.now(UTC),
+        )
+    return scheduler
+
+
+def _run(name: str, service: Callable[[Runtime, datetime], Any], runtime: Runtime) -> None:
+    """One job run; an error is logged and the job runs again next time."""
+    try:
+        result = service(runtime, datetime.now(UTC))
+    except Exception:
+        log.exception("scheduler.job_failed", job=name)
+        return
+    if isinstance(result, dict) and any(result.values()):
+        log.info("scheduler.job_done", job=name, **{k: v for k, v in result.items() if v})
+
+
+def run(app: Flask, *, intervals: dict[str, int] | None = None) -> None:
+    """Reconcile what a crash left in flight, then run the jobs until SIGTERM or Ctrl-C."""
+    runtime: Runtime = app.extensions["prombot.runtime"]
+    from bot.services.outbox import reconcile_in_flight
+
+    log.info("scheduler.reconciling")
+    reconcile_in_flight(runtime, datetime.now(UTC))
+    scheduler = build_scheduler(app, intervals=intervals)
+
+    def _stop(_signum: int, _frame: object) -> None:
+        log.info("scheduler.stopping")
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, _stop)
+    log.info("scheduler.started", jobs=sorted(j.id for j in scheduler.get_jobs()))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
+    log.info("scheduler.stopped")
