@@ -80,9 +80,21 @@ def _run(name: str, service: Callable[[Runtime, datetime], Any], runtime: Runtim
         log.info("scheduler.job_done", job=name, **{k: v for k, v in result.items() if v})
 
 
+def intervals_from_config(text: str | None) -> dict[str, int]:
+    """``PROMBOT_JOB_INTERVALS`` such as ``dispatch=1,outbox=1`` (seconds), for tests and tuning."""
+    intervals: dict[str, int] = {}
+    for part in (text or "").split(","):
+        name, _, seconds = part.partition("=")
+        if name.strip() and seconds.strip():
+            intervals[name.strip()] = int(seconds)
+    return intervals
+
+
 def run(app: Flask, *, intervals: dict[str, int] | None = None) -> None:
     """Reconcile what a crash left in flight, then run the jobs until SIGTERM or Ctrl-C."""
     runtime: Runtime = app.extensions["prombot.runtime"]
+    if intervals is None:
+        intervals = intervals_from_config(app.config.get("PROMBOT_JOB_INTERVALS"))
     from bot.services.outbox import reconcile_in_flight
 
     log.info("scheduler.reconciling")

@@ -95,9 +95,15 @@ def _start_one(
     *,
     ignore_window: bool = False,
 ) -> str:
-    patient = session.get(Patient, invitation.patient_id)
+    # Lock the patient, skipping one another process holds: two invitations for
+    # one number must not both start (the other is retried on the next run).
+    patient = session.exec(
+        select(Patient).where(Patient.id == invitation.patient_id).with_for_update(skip_locked=True)
+    ).first()
+    if patient is None:
+        return "waiting"
     practice = session.get(Practice, invitation.practice_id)
-    assert patient is not None and practice is not None
+    assert practice is not None
     if patient.opted_out:
         invitation.status = "cancelled"
         invitation.finished_at = now

@@ -16,12 +16,15 @@ from zoneinfo import ZoneInfo
 import holidays
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-NATIONS = ("ENG", "WLS", "SCT", "NIR")
+NATIONS = ("ENG", "WLS", "SCT", "NIR", "NONE")  # NONE: a service that ignores bank holidays
 LOOKAHEAD_DAYS = 40  # longer than any run of closed days (Christmas to New Year)
 
 
 def parse_clock(text: str) -> time:
+    """'09:00' as a time; '24:00' is the end of the day (a window open until midnight)."""
     hour, _, minute = text.partition(":")
+    if int(hour) == 24 and int(minute or 0) == 0:
+        return time.max
     return time(int(hour), int(minute or 0))
 
 
@@ -32,6 +35,8 @@ def parse_days(text: str) -> frozenset[int]:
 
 @lru_cache(maxsize=16)
 def _bank_holidays(nation: str, year: int) -> frozenset[date]:
+    if nation == "NONE":
+        return frozenset()
     return frozenset(holidays.country_holidays("GB", subdiv=nation, years=year))
 
 

@@ -84,6 +84,13 @@ def save_state(
 def remind_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
     """Send the reminders that are due where the practice is open now."""
     counts = {"reminded": 0, "reminder_deferred": 0}
+    while _remind_batch(rt, now, limit, counts) == limit:
+        pass
+    return counts
+
+
+def _remind_batch(rt: Runtime, now: datetime, limit: int, counts: dict[str, int]) -> int:
+    """One transaction's worth of reminders; returns how many rows it claimed."""
     with transaction(rt.engine) as session:
         due = _claim(session, col(Conversation.reminder_due_at) <= now, limit)
         for conversation in due:
@@ -107,21 +114,28 @@ def remind_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, i
             if events:
                 counts["reminded"] += 1
                 log.info("conversation.reminded", conversation_id=conversation.id)
-    return counts
+    return len(due)
 
 
 def expire_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
     """Close conversations that have had no reply for too long, keeping their answers."""
     counts = {"expired_conversations": 0}
+    while _expire_batch(rt, now, limit, counts) == limit:
+        pass
+    return counts
+
+
+def _expire_batch(rt: Runtime, now: datetime, limit: int, counts: dict[str, int]) -> int:
     with transaction(rt.engine) as session:
-        for conversation in _claim(session, col(Conversation.expires_at) <= now, limit):
+        due = _claim(session, col(Conversation.expires_at) <= now, limit)
+        for conversation in due:
             state = ConversationState.from_json(conversation.state_json)
             state, events = resume(state, rt.catalogue, ExpiryDue(), now)
             save_state(session, conversation, state, now, reminder_due_at=None, expires_at=None)
             _carry_out(session, conversation, events, now)
             counts["expired_conversations"] += 1
             log.info("conversation.expired", conversation_id=conversation.id)
-    return counts
+    return len(due)
 
 
 def _claim(session: Session, due: object, limit: int) -> list[Conversation]:

@@ -38,7 +38,7 @@ class Practice(SQLModel, table=True):
     )
     timezone: str = Field(default="Europe/London", max_length=64)
     nation: str = Field(
-        default="ENG", max_length=3, description="bank holidays: ENG, WLS, SCT, NIR"
+        default="ENG", max_length=4, description="bank holidays: ENG, WLS, SCT, NIR or NONE"
     )
     contact_phone: str | None = Field(default=None, max_length=20)
     contact_email: str | None = Field(default=None, max_length=254)

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
         sa.Column("sms_number", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("nation", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+        sa.Column("nation", sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
         sa.Column("contact_phone", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
         sa.Column("contact_email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
         sa.Column("created_at", bot.store.types.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,210 @@
+"""Several scheduler processes at once, and a scheduler killed mid-dispatch.
+
+Real ``prombot tick`` and ``prombot scheduler`` processes against one
+database. The invariant in every case: each invitation is started exactly
+once, each opening text is sent exactly once, and nothing is left in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bot.app import create_app
+from bot.services.enrolment import create_consultation, create_patient, create_practice
+from bot.store.db import make_engine
+from bot.store.migrate import upgrade
+from bot.store.models import Conversation, Invitation, Message, Practice
+from tests.dbs import PostgresDatabase, postgres_admin_url
+from tests.e2e.conftest import OURS, prombot_command
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+WAIT = 240  # seconds: a bound on waiting, not an expectation of speed
+
+
+def drama_number(n: int) -> str:
+    return f"+447700900{n:03d}"
+
+
+def seed(url: str, patients: int, invitations_each: int) -> None:
+    """A practice open around the clock, and its patients with invitations due at T0."""
+    engine = make_engine(url)
+    upgrade(engine)
+    app = create_app({"DATABASE_URL": url, "PROMBOT_SKIP_LOGGING_SETUP": True, "SECRET_KEY": "x"})
+    catalogue = app.extensions["prombot.runtime"].catalogue
+    with Session(engine, expire_on_commit=False) as session:
+        practice = create_practice(
+            session, name="Night and Day Practice", sms_number="+441632960000", now=T0
+        )
+        practice.send_window_start, practice.send_window_end = "00:00", "24:00"
+        practice.working_days = "mon tue wed thu fri sat sun"
+        practice.nation = "NONE"
+        for n in range(patients):
+            patient = create_patient(
+                session,
+                practice,
+                name=f"Invented Person {n}",
+                phone=drama_number(n),
+                now=T0,
+                actor="test",
+            )
+            create_consultation(
+                session,
+                practice,
+                catalogue,
+                patient_id=patient.id,
+                occurred_at=T0,
+                schedule=[{"instrument": "phq2", "after": "P0D"}] * invitations_each,
+                now=T0,
+                actor="test",
+            )
+        session.commit()
+    engine.dispose()
+    app.extensions["prombot.runtime"].engine.dispose()
+
+
+def environment(url: str, folder: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in OURS}
+    env.update(
+        DATABASE_URL=url,
+        PROMBOT_INSTANCE=str(folder / "instance"),
+        SMS_GATEWAY="local",
+        PROMBOT_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    with Session(engine) as session:
+        result = {
+            "invitations": session.exec(select(func.count()).select_from(Invitation)).one(),
+            "started": session.exec(
+                select(func.count()).where(Invitation.status != "pending")
+            ).one(),
+            "conversations": session.exec(select(func.count()).select_from(Conversation)).one(),
+            "conversation_invitations": session.exec(
+                select(func.count(func.distinct(Conversation.invitation_id)))
+            ).one(),
+            "outbound": session.exec(
+                select(func.count()).where(Message.direction == "outbound")
+            ).one(),
+            "delivered": session.exec(
+                select(func.count())
+                .where(Message.direction == "outbound")
+                .where(Message.status == "delivered")
+            ).one(),
+            "practices": session.exec(select(func.count()).select_from(Practice)).one(),
+        }
+    engine.dispose()
+    return result
+
+
+def run_together(commands: list[list[str]], env: dict[str, str], cwd: Path) -> list[dict]:
+    processes = [
+        subprocess.Popen(c, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for c in commands
+    ]
+    summaries = []
+    for process in processes:
+        out, err = process.communicate(timeout=WAIT)
+        assert process.returncode == 0, err.decode()
+        summaries.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return summaries
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    database = PostgresDatabase(admin)
+    yield database.url
+    database.drop()
+
+
+def test_two_tick_processes_on_postgresql_start_each_of_2000_invitations_once(
+    postgresql_url: str, tmp_path: Path
+) -> None:
+    # Ofcom has 1,000 drama mobile numbers: 1,000 patients with two invitations each.
+    # One conversation per number, so each round can start only one per patient.
+    seed(postgresql_url, patients=1000, invitations_each=2)
+    env = environment(postgresql_url, tmp_path)
+    tick = [*prombot_command(), "tick", "--at"]
+
+    first = run_together([[*tick, T0.isoformat()]] * 2, env, tmp_path)
+    assert sum(s["dispatch"]["started"] for s in first) == 1000
+    after_first = counts(postgresql_url)
+    assert after_first["conversations"] == after_first["conversation_invitations"] == 1000
+
+    # a week on, the first questionnaires expire and the second ones start
+    later = (T0 + timedelta(days=8)).isoformat()
+    second = run_together([[*tick, later]] * 2, env, tmp_path)
+    assert sum(s["expiry"]["expired_conversations"] for s in second) == 1000
+    assert sum(s["dispatch"]["started"] for s in second) == 1000
+
+    final = counts(postgresql_url)
+    assert final["invitations"] == final["started"] == 2000
+    assert final["conversations"] == final["conversation_invitations"] == 2000
+    # an intro and a first question for each, each sent once
+    assert final["outbound"] == final["delivered"] == 4000
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_scheduler_killed_mid_dispatch_and_restarted_sends_everything_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'prombot.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgresql_url")
+    )
+    patients = 300
+    seed(url, patients=patients, invitations_each=1)
+    env = environment(
+        url, tmp_path, PROMBOT_JOB_INTERVALS="dispatch=1,outbox=1,expiries=3600,reminders=3600"
+    )
+    scheduler = [*prombot_command(), "scheduler"]
+    log = (tmp_path / "scheduler.log").open("ab")
+
+    first = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        now = counts(url)
+        if now["delivered"] > 0:
+            break
+        assert first.poll() is None, (tmp_path / "scheduler.log").read_text()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # no chance to tidy up
+    first.wait(timeout=30)
+    killed_at = counts(url)
+
+    second = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        while time.monotonic() < deadline:
+            now = counts(url)
+            if now["delivered"] == 2 * patients and now["started"] == patients:
+                break
+            assert second.poll() is None, (tmp_path / "scheduler.log").read_text()
+            time.sleep(0.2)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+        log.close()
+
+    final = counts(url)
+    assert killed_at["delivered"] < 2 * patients, "the kill came too late to test anything"
+    assert final["started"] == final["invitations"] == patients
+    assert final["conversations"] == final["conversation_invitations"] == patients
+    assert final["outbound"] == final["delivered"] == 2 * patients
