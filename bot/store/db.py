@@ -45,15 +45,19 @@ def resolve_url(url: str, instance_path: str | Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors never quote row values (they hold personal data)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
+            hide_parameters=True,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+    )
 
 
 def _tune_sqlite(engine: Engine) -> None:
