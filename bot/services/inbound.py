@@ -17,7 +17,7 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from bot.flows import Context, ConversationState, PatientText, resume
 from bot.flows import messages as texts
@@ -28,6 +28,7 @@ from bot.flows.risk import mentions_risk
 from bot.identifiers import normalise_e164
 from bot.services.carry_out import Effects, carry_out
 from bot.services.runtime import Runtime
+from bot.services.timers import StaleConversation, after_patient_text, save_state
 from bot.store.db import transaction
 from bot.store.models import Conversation, Invitation, Message, Patient, Practice
 
@@ -56,10 +57,6 @@ class InboundOutcome:
     replies: list[str]
     replayed: bool = False
     alert_ids: tuple[str, ...] = ()
-
-
-class StaleConversation(Exception):
-    """The conversation changed under us (optimistic check failed): try again."""
 
 
 def practice_context(practice: Practice, *, continue_if_positive: bool = False) -> Context:
@@ -202,7 +199,15 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
     else:
         state, events = resume(state, rt.catalogue, PatientText(text=sms.body), now)
         events = media_notice + events
-    _save(session, conversation, state, now)
+    # the patient has answered: both the reminder and the expiry clocks start again
+    save_state(
+        session,
+        conversation,
+        state,
+        now,
+        last_inbound_at=now,
+        **after_patient_text(practice, state, now),
+    )
     effects = carry_out(
         session,
         events,
@@ -244,26 +249,6 @@ def _without_conversation(patient: Patient, practice: Practice, body: str) -> li
     if events:
         return events
     return [Reply(kind="closed", text=texts.nothing_open(context))]
-
-
-def _save(
-    session: Session, conversation: Conversation, state: ConversationState, now: datetime
-) -> None:
-    """Store the new state, failing if someone else stored one since we read it."""
-    result = session.exec(
-        update(Conversation)
-        .where(Conversation.id == conversation.id)
-        .where(Conversation.version == conversation.version)
-        .values(
-            state_json=state.to_json(),
-            version=conversation.version + 1,
-            updated_at=now,
-            last_inbound_at=now,
-        )
-    )
-    if result.rowcount != 1:
-        raise StaleConversation(conversation.id)
-    session.refresh(conversation)
 
 
 def _outcome(effects: Effects) -> InboundOutcome:

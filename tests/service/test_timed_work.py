@@ -260,3 +260,41 @@ def test_a_paused_conversation_gets_no_reminder_but_still_expires(
 def test_tick_summary_counts_every_kind_of_work(runtime: Runtime, demo: Demo, clock: Clock) -> None:
     summary = tick(runtime, clock, "2026-03-02T10:00")
     assert set(summary) >= {"expiry", "reminders", "dispatch", "outbox"}
+
+
+def test_a_reply_starts_the_expiry_clock_again(runtime: Runtime, demo: Demo, clock: Clock) -> None:
+    [first] = schedule(
+        runtime, demo, clock, occurred_at=clock.now, steps=[{"instrument": "phq9", "after": "P0D"}]
+    )
+    tick(runtime, clock, "2026-03-02T10:00")
+    clock.now = utc("2026-03-08T10:00")  # six days on, the patient answers one question
+    text(runtime, demo, clock, "1")
+    assert tick(runtime, clock, "2026-03-09T10:00")["expiry"]["expired_conversations"] == 0
+    assert invitation(runtime, first).status == "active"
+    assert tick(runtime, clock, "2026-03-15T10:00")["expiry"]["expired_conversations"] == 1
+
+
+def test_a_reply_puts_off_the_reminder(runtime: Runtime, demo: Demo, clock: Clock) -> None:
+    schedule(
+        runtime, demo, clock, occurred_at=clock.now, steps=[{"instrument": "phq9", "after": "P0D"}]
+    )
+    tick(runtime, clock, "2026-03-02T10:00")
+    clock.now = utc("2026-03-03T09:00")
+    text(runtime, demo, clock, "2")
+    assert tick(runtime, clock, "2026-03-03T10:00")["reminders"]["reminded"] == 0
+    assert tick(runtime, clock, "2026-03-04T09:00")["reminders"]["reminded"] == 1
+
+
+def test_a_finished_questionnaire_has_no_timers_left(
+    runtime: Runtime, demo: Demo, clock: Clock
+) -> None:
+    schedule(
+        runtime, demo, clock, occurred_at=clock.now, steps=[{"instrument": "gad2", "after": "P0D"}]
+    )
+    tick(runtime, clock, "2026-03-02T10:00")
+    text(runtime, demo, clock, "0")
+    clock.advance(minutes=1)
+    text(runtime, demo, clock, "0")
+    summary = tick(runtime, clock, "2026-03-20T10:00")
+    assert summary["reminders"]["reminded"] == 0
+    assert summary["expiry"]["expired_conversations"] == 0
