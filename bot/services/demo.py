@@ -18,14 +18,25 @@ from bot.store.models import ApiToken, Patient, Practice, StaffUser
 DEMO_SMS_NUMBER = "+447700900000"
 DEMO_TOKEN = "pb_demo_token_do_not_use_in_production"
 DEMO_PASSWORD = "demo-password"
+# The duty clinician gets urgent alerts at once; the admin, as escalation contact,
+# gets those nobody has acknowledged. Their mobiles are drama numbers too.
 DEMO_STAFF = [
     {
         "email": "dr.riley@demo.prombot.test",
         "name": "Dr Sam Riley",
         "role": "clinician",
         "on_duty": True,
+        "escalation_contact": False,
+        "mobile": "+447700900050",
     },
-    {"email": "admin@demo.prombot.test", "name": "Jo Admin", "role": "admin", "on_duty": False},
+    {
+        "email": "admin@demo.prombot.test",
+        "name": "Jo Admin",
+        "role": "admin",
+        "on_duty": False,
+        "escalation_contact": True,
+        "mobile": "+447700900051",
+    },
 ]
 DEMO_PATIENTS = [
     {"name": "Alex Example", "phone": "+447700900101", "nhs_number": "9434765919"},
@@ -42,7 +53,13 @@ class Demo:
     users: list[dict[str, str]]
 
 
-def seed_demo(session: Session, now: datetime) -> Demo:
+def seed_demo(session: Session, now: datetime, *, around_the_clock: bool = False) -> Demo:
+    """The demo practice; ``around_the_clock`` opens its send window at every hour.
+
+    ``prombot demo`` asks for that, so the demo can be tried at any time of day
+    (real practices default to 09:00-17:00 on working days). Tests of the send
+    window use the default.
+    """
     practice = session.exec(select(Practice).where(Practice.sms_number == DEMO_SMS_NUMBER)).first()
     if practice is None:
         practice = create_practice(
@@ -53,6 +70,10 @@ def seed_demo(session: Session, now: datetime) -> Demo:
             contact_email="reception@demo.prombot.test",
             now=now,
         )
+    if around_the_clock:
+        practice.send_window_start, practice.send_window_end = "00:00", "24:00"
+        practice.working_days = "mon tue wed thu fri sat sun"
+        practice.nation = "NONE"
     if (
         session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(DEMO_TOKEN))).first()
         is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.alerts import escalate_due, notify_due
 from bot.services.dispatch import dispatch_due
 from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime
@@ -27,8 +28,4 @@ def run_due_work(rt: Runtime, now: datetime) -> dict[str, Any]:
 
 
 def _alerts(rt: Runtime, now: datetime) -> dict[str, Any]:
-    try:
-        from bot.alerts import escalate_due, notify_due
-    except ImportError:  # pragma: no cover - alerts package not installed yet
-        return {}
     return {"notify": notify_due(rt, now), "escalate": escalate_due(rt, now)}

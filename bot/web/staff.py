@@ -1,0 +1,482 @@
+"""The staff pages under /staff: sign in, see the practice's alerts, acknowledge them.
+
+Thin views over the service layer. Everyone signs in (Flask-Login, werkzeug
+password hashes) and sees only their own practice: another practice's alert
+or patient is a 404, exactly like an id that does not exist. Every form
+carries a CSRF token (Flask-WTF), checked before any view runs; the rest of
+the app (Twilio's signed webhooks, the bearer-token API) is left to its own
+checks.
+
+Signing in fails the same way, taking about the same time, whether or not
+the e-mail address belongs to anyone, and repeated failures for one address
+or from one client are refused for a while (``STAFF_LOGIN_MAX_FAILURES`` per
+address, ``STAFF_LOGIN_MAX_FAILURES_PER_CLIENT`` per client address, within
+``STAFF_LOGIN_WINDOW_SECONDS``; kept in the process, so per worker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import OrderedDict, deque
+from datetime import UTC, datetime
+from functools import cache
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import case
+from sqlmodel import col, func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from bot.services import audit, queries
+from bot.services.alerts import acknowledge
+from bot.services.enrolment import NotFound, get_patient
+from bot.store.db import transaction
+from bot.store.models import (
+    Alert,
+    AlertNotification,
+    Invitation,
+    Patient,
+    Practice,
+    ResultRecord,
+    StaffUser,
+)
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+SEVERITY_ORDER = {"urgent": 0, "routine": 1, "information": 2}
+FLAG_LABELS = {
+    "self_harm_risk": "Possible risk of self-harm",
+    "severe_score": "Severe score",
+    "callback_requested": "Patient asked for a call back",
+}
+ACKNOWLEDGED_SHOWN = 50
+LOGIN_DEFAULTS = {
+    "STAFF_LOGIN_MAX_FAILURES": 5,
+    "STAFF_LOGIN_MAX_FAILURES_PER_CLIENT": 50,
+    "STAFF_LOGIN_WINDOW_SECONDS": 15 * 60,
+}
+SIGN_IN_FAILED = "That e-mail address and password do not match an account."
+TOO_MANY = "Too many failed sign-ins. Wait a few minutes, then try again."
+
+
+def init_app(app: Flask) -> None:
+    """Flask-Login and CSRF protection for the staff pages."""
+    for key, value in LOGIN_DEFAULTS.items():
+        app.config.setdefault(key, value)
+    # CSRFProtect checks no request by itself (the webhook and the API have their own
+    # authentication and no forms); the staff blueprint asks it to check every POST.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 60 * 60)  # a clinic session
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "staff.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(_load_user)
+    app.extensions["prombot.login_limiter"] = LoginLimiter()
+
+
+# -- who is signed in ----------------------------------------------------------------------
+
+
+class StaffPrincipal:
+    """The signed-in member of staff, as Flask-Login sees them (not a database row)."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def __init__(self, user: StaffUser, practice: Practice) -> None:
+        self.id = user.id
+        self.name = user.name
+        self.role = user.role
+        self.practice_id = practice.id
+        self.practice_name = practice.name
+        self.timezone = practice.timezone
+        self._session_id = f"{user.id}.{_password_tag(user.password_hash)}"
+
+    def get_id(self) -> str:
+        # A new password ends every session signed in with the old one.
+        return self._session_id
+
+
+def _password_tag(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _load_user(session_id: str) -> StaffPrincipal | None:
+    user_id, _, tag = session_id.partition(".")
+    if not user_id or not tag:
+        return None
+    with transaction(_runtime().engine, read_only=True) as db:
+        user = db.get(StaffUser, user_id)
+        if user is None or not hmac.compare_digest(tag, _password_tag(user.password_hash)):
+            return None
+        practice = db.get(Practice, user.practice_id)
+        return StaffPrincipal(user, practice) if practice else None
+
+
+class LoginLimiter:
+    """Failed sign-ins per key within a window, in memory, bounded in size."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def blocked(self, limits: dict[str, int], window: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(key, now, window)) >= n for key, n in limits.items())
+
+    def failed(self, keys: list[str], window: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now, window).append(now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.MAX_KEYS:
+                self._failures.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _recent(self, key: str, now: float, window: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        return times
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when no account matches, so that failure takes as long either way."""
+    return generate_password_hash("no account has this password")
+
+
+# -- forms ---------------------------------------------------------------------------------
+
+
+class LoginForm(FlaskForm):
+    email = StringField("E-mail address", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Sign in")
+
+
+class AcknowledgeForm(FlaskForm):
+    submit = SubmitField("Acknowledge")
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField("Sign out")
+
+
+# -- plumbing ------------------------------------------------------------------------------
+
+
+def _runtime():
+    return current_app.extensions["prombot.runtime"]
+
+
+def _now() -> datetime:
+    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+
+
+@bp.after_request
+def _private(response):
+    """Patient data: never cached, never framed, never sent on as a referrer."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(exc: CSRFError):
+    return render_template("staff/error.html", title="Form expired", reason=exc.description), 400
+
+
+@bp.errorhandler(NotFound)
+def _not_found(_exc: NotFound):
+    return render_template("staff/error.html", title="Not found", reason=None), 404
+
+
+@bp.errorhandler(404)
+def _abort_not_found(_exc: Exception):
+    return render_template("staff/error.html", title="Not found", reason=None), 404
+
+
+@bp.app_template_filter("staff_time")
+def _staff_time(value: datetime | None, zone: str = "Europe/London") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y, %H:%M")
+
+
+@bp.app_template_filter("flag_label")
+def _flag_label(flag: str) -> str:
+    return FLAG_LABELS.get(flag, flag.replace("_", " ").capitalize())
+
+
+def _practice(db) -> Practice:
+    practice = db.get(Practice, current_user.practice_id)
+    if practice is None:
+        abort(404)
+    return practice
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path inside the staff pages: never another site (no open redirect)."""
+    if not target or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/staff/"):
+        return None
+    return target
+
+
+# -- signing in and out --------------------------------------------------------------------
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("staff.alerts"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    target = _safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(target or url_for("staff.alerts"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        email = (form.email.data or "").strip().lower()
+        config = current_app.config
+        window = float(config["STAFF_LOGIN_WINDOW_SECONDS"])
+        email_key = "email:" + hashlib.sha256(email.encode()).hexdigest()
+        client_key = f"client:{request.remote_addr or '-'}"
+        limits = {
+            email_key: int(config["STAFF_LOGIN_MAX_FAILURES"]),
+            client_key: int(config["STAFF_LOGIN_MAX_FAILURES_PER_CLIENT"]),
+        }
+        limiter: LoginLimiter = current_app.extensions["prombot.login_limiter"]
+        if limiter.blocked(limits, window):
+            flash(TOO_MANY, "error")
+            status = 429
+        else:
+            principal = _check_password(email, form.password.data or "")
+            if principal is None:
+                limiter.failed([email_key, client_key], window)
+                flash(SIGN_IN_FAILED, "error")
+                status = 401
+            else:
+                limiter.clear(email_key)
+                session.clear()  # nothing from before signing in carries over
+                login_user(principal)
+                return redirect(target or url_for("staff.alerts"))
+    return render_template("staff/login.html", form=form, next=target), status
+
+
+def _check_password(email: str, password: str) -> StaffPrincipal | None:
+    with transaction(_runtime().engine, read_only=True) as db:
+        user = db.exec(select(StaffUser).where(func.lower(StaffUser.email) == email)).first()
+        practice = db.get(Practice, user.practice_id) if user else None
+    # Outside any transaction (hashing is slow on purpose), and the same work either way.
+    matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
+    if user is None:
+        return None
+    with transaction(_runtime().engine) as db:
+        audit.record(
+            db,
+            practice_id=user.practice_id,
+            actor=f"user:{user.id}" if matches else "system",
+            action="staff.signed_in" if matches else "staff.sign_in_failed",
+            subject_type="staff_user",
+            subject_id=user.id,
+            now=_now(),
+        )
+    return StaffPrincipal(user, practice) if matches and practice else None
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("staff.login"))
+        return render_template("staff/logout.html", form=LogoutForm())
+    if current_user.is_authenticated:
+        with transaction(_runtime().engine) as db:
+            audit.record(
+                db,
+                practice_id=current_user.practice_id,
+                actor=f"user:{current_user.id}",
+                action="staff.signed_out",
+                subject_type="staff_user",
+                subject_id=current_user.id,
+                now=_now(),
+            )
+        logout_user()
+    session.clear()
+    flash("You have signed out.", "info")
+    return redirect(url_for("staff.login"))
+
+
+# -- alerts --------------------------------------------------------------------------------
+
+
+@bp.get("/alerts")
+@login_required
+def alerts():
+    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
+    with transaction(_runtime().engine, read_only=True) as db:
+        practice = _practice(db)
+        base = (
+            select(Alert, Patient)
+            .join(Patient, col(Patient.id) == col(Alert.patient_id))
+            .where(Alert.practice_id == practice.id)
+        )
+        open_rows = db.exec(
+            base.where(Alert.status == "open").order_by(
+                severity, col(Alert.created_at).desc(), col(Alert.id)
+            )
+        ).all()
+        acknowledged_rows = db.exec(
+            base.where(Alert.status == "acknowledged")
+            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
+            .limit(ACKNOWLEDGED_SHOWN)
+        ).all()
+    return render_template(
+        "staff/alerts.html",
+        practice=practice,
+        open_alerts=open_rows,
+        acknowledged_alerts=acknowledged_rows,
+        shown=ACKNOWLEDGED_SHOWN,
+    )
+
+
+@bp.get("/alerts/<alert_id>")
+@login_required
+def alert(alert_id: str):
+    with transaction(_runtime().engine, read_only=True) as db:
+        practice = _practice(db)
+        row = queries.get_alert(db, practice, alert_id)
+        patient = db.get(Patient, row.patient_id)
+        invitation = db.get(Invitation, row.invitation_id) if row.invitation_id else None
+        notices = db.exec(
+            select(AlertNotification, StaffUser)
+            .join(StaffUser, col(StaffUser.id) == col(AlertNotification.recipient_id))
+            .where(AlertNotification.alert_id == row.id)
+            .order_by(col(AlertNotification.created_at), col(AlertNotification.id))
+        ).all()
+        acknowledged_by = _who(db, practice, row.acknowledged_by)
+    return render_template(
+        "staff/alert.html",
+        practice=practice,
+        alert=row,
+        patient=patient,
+        invitation=invitation,
+        notices=notices,
+        acknowledged_by=acknowledged_by,
+        form=AcknowledgeForm(),
+    )
+
+
+@bp.post("/alerts/<alert_id>/acknowledge")
+@login_required
+def acknowledge_alert(alert_id: str):
+    form = AcknowledgeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with transaction(_runtime().engine) as db:
+        practice = _practice(db)
+        before = queries.get_alert(db, practice, alert_id).status
+        acknowledge(db, practice, alert_id, actor=f"user:{current_user.id}", now=_now())
+    if before != "acknowledged":
+        flash("Alert acknowledged. Escalation has stopped.", "info")
+    else:
+        flash("Someone had already acknowledged this alert.", "info")
+    return redirect(url_for("staff.alert", alert_id=alert_id))
+
+
+def _who(db, practice: Practice, actor: str | None) -> str | None:
+    """A readable name for an audit actor of this practice."""
+    if not actor:
+        return None
+    kind, _, ident = actor.partition(":")
+    if kind == "user":
+        user = db.get(StaffUser, ident)
+        return user.name if user and user.practice_id == practice.id else "a former member of staff"
+    if kind == "token":
+        return "the practice's system (API)"
+    return actor
+
+
+# -- a patient's results -------------------------------------------------------------------
+
+
+@bp.get("/patients/<patient_id>")
+@login_required
+def patient(patient_id: str):
+    with transaction(_runtime().engine, read_only=True) as db:
+        practice = _practice(db)
+        person = get_patient(db, practice, patient_id)
+        results = [
+            {**queries.result_json(r), "finished": r.finished_at}
+            for r in db.exec(
+                select(ResultRecord)
+                .where(ResultRecord.patient_id == person.id)
+                .order_by(col(ResultRecord.finished_at).desc(), col(ResultRecord.id))
+            ).all()
+        ]
+        their_alerts = db.exec(
+            select(Alert)
+            .where(Alert.practice_id == practice.id)
+            .where(Alert.patient_id == person.id)
+            .order_by(col(Alert.created_at).desc(), col(Alert.id))
+        ).all()
+    return render_template(
+        "staff/patient.html",
+        practice=practice,
+        patient=person,
+        results=results,
+        alerts=their_alerts,
+    )

@@ -1,0 +1,289 @@
+"""The staff pages through Flask's test client, on SQLite and PostgreSQL.
+
+Signing in (no user enumeration, failures limited), CSRF on every form, one
+practice's view of its own alerts only, and acknowledging through the page.
+The real-browser walk-through is tests/e2e/test_staff_pages.py.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import select
+from werkzeug.security import generate_password_hash
+
+from bot.services.demo import DEMO_PASSWORD, Demo
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
+from bot.store.models import Alert, AuditEvent, Patient, StaffUser
+from tests.service.alerting import (
+    STAFF_PASSWORD,
+    add_alert,
+    other_practice,
+    raise_urgent,
+)
+from tests.service.conftest import Clock
+
+RILEY = "dr.riley@demo.prombot.test"
+SIGN_IN_FAILED = "That e-mail address and password do not match an account."
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, email: str = RILEY, password: str = DEMO_PASSWORD, **kw):
+    page = client.get("/staff/login")
+    data = {"csrf_token": csrf_token(page.text), "email": email, "password": password}
+    return client.post("/staff/login", data=data, **kw)
+
+
+@pytest.fixture
+def alex(demo: Demo) -> Patient:
+    return next(p for p in demo.patients if p.name == "Alex Example")
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, demo: Demo) -> FlaskClient:
+    response = sign_in(client)
+    assert response.status_code == 302, response.text
+    return client
+
+
+def staff_id(runtime: Runtime, email: str) -> str:
+    with transaction(runtime.engine, read_only=True) as session:
+        return session.exec(select(StaffUser).where(StaffUser.email == email)).one().id
+
+
+# -- signing in --------------------------------------------------------------------------
+
+
+def test_signing_in_takes_the_clinician_to_the_alerts(
+    client: FlaskClient, runtime: Runtime, demo: Demo
+) -> None:
+    assert client.get("/staff/alerts").status_code == 302
+    response = sign_in(client, email="  Dr.Riley@Demo.Prombot.Test ")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/staff/alerts"
+    page = client.get("/staff/alerts")
+    assert page.status_code == 200
+    assert "Dr Sam Riley" in page.text and "Demo Surgery" in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    riley = staff_id(runtime, RILEY)
+    with transaction(runtime.engine, read_only=True) as session:
+        actions = [(e.actor, e.action) for e in session.exec(select(AuditEvent)).all()]
+    assert (f"user:{riley}", "staff.signed_in") in actions
+
+
+def test_a_wrong_password_and_an_unknown_address_fail_alike(
+    client: FlaskClient, demo: Demo
+) -> None:
+    wrong = sign_in(client, password="not-the-password")
+    unknown = sign_in(client, email="nobody@demo.prombot.test", password="not-the-password")
+    for response in [wrong, unknown]:
+        assert response.status_code == 401
+        assert SIGN_IN_FAILED in response.text
+    assert re.sub(r'value="[^"]*"', "", wrong.text) == re.sub(r'value="[^"]*"', "", unknown.text)
+    assert client.get("/staff/alerts").status_code == 302
+
+
+def test_repeated_failures_for_an_address_are_refused_for_a_while(
+    app: Flask, client: FlaskClient, runtime: Runtime, demo: Demo, clock: Clock
+) -> None:
+    limit = app.config["STAFF_LOGIN_MAX_FAILURES"]
+    for _ in range(limit):
+        assert sign_in(client, password="guess").status_code == 401
+    refused = sign_in(client)  # even the right password, for now
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text
+    # Unknown addresses are limited the same way: nothing tells them apart.
+    for _ in range(limit):
+        assert sign_in(client, email="nobody@demo.prombot.test").status_code == 401
+    assert sign_in(client, email="nobody@demo.prombot.test").status_code == 429
+    # Someone else at the practice can still sign in.
+    with transaction(runtime.engine) as session:
+        admin = session.exec(
+            select(StaffUser).where(StaffUser.email == "admin@demo.prombot.test")
+        ).one()
+        admin.password_hash = generate_password_hash(STAFF_PASSWORD)
+    assert (
+        sign_in(client, email="admin@demo.prombot.test", password=STAFF_PASSWORD).status_code == 302
+    )
+
+
+def test_a_sign_in_without_the_csrf_token_is_refused(client: FlaskClient, demo: Demo) -> None:
+    response = client.post("/staff/login", data={"email": RILEY, "password": DEMO_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/staff/alerts").status_code == 302
+
+
+def test_after_signing_in_the_link_followed_is_opened_but_never_another_site(
+    client: FlaskClient, runtime: Runtime, clock: Clock, alex: Patient
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    first = client.get(f"/staff/alerts/{alert_id}")
+    assert first.status_code == 302
+    login_url = first.headers["Location"]
+    assert login_url.startswith("/staff/login?next=")
+    page = client.get(login_url)
+    response = client.post(
+        login_url,
+        data={"csrf_token": csrf_token(page.text), "email": RILEY, "password": DEMO_PASSWORD},
+    )
+    assert response.headers["Location"] == f"/staff/alerts/{alert_id}"
+    client.post("/staff/logout", data={"csrf_token": csrf_token(client.get("/staff/alerts").text)})
+
+    for evil in ["//evil.example/x", "https://evil.example/staff/", "/\\evil.example", "/api/v1"]:
+        page = client.get("/staff/login", query_string={"next": evil})
+        response = client.post(
+            "/staff/login",
+            query_string={"next": evil},
+            data={"csrf_token": csrf_token(page.text), "email": RILEY, "password": DEMO_PASSWORD},
+        )
+        assert response.headers["Location"] == "/staff/alerts", evil
+        client.post(
+            "/staff/logout", data={"csrf_token": csrf_token(client.get("/staff/alerts").text)}
+        )
+
+
+def test_signing_out_needs_the_token_and_ends_the_session(signed_in: FlaskClient) -> None:
+    assert signed_in.post("/staff/logout").status_code == 400
+    assert signed_in.get("/staff/alerts").status_code == 200
+    confirm = signed_in.get("/staff/logout")
+    assert confirm.status_code == 200
+    response = signed_in.post("/staff/logout", data={"csrf_token": csrf_token(confirm.text)})
+    assert response.status_code == 302
+    assert signed_in.get("/staff/alerts").status_code == 302
+
+
+def test_a_new_password_ends_sessions_signed_in_with_the_old_one(
+    signed_in: FlaskClient, runtime: Runtime
+) -> None:
+    assert signed_in.get("/staff/alerts").status_code == 200
+    with transaction(runtime.engine) as session:
+        user = session.exec(select(StaffUser).where(StaffUser.email == RILEY)).one()
+        user.password_hash = generate_password_hash("a-brand-new-password")
+    assert signed_in.get("/staff/alerts").status_code == 302
+
+
+# -- the alerts --------------------------------------------------------------------------
+
+
+def test_the_list_shows_the_practices_alerts_urgent_first(
+    signed_in: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo, alex: Patient
+) -> None:
+    bo = next(p for p in demo.patients if p.name == "Bo Sample")
+    routine = add_alert(runtime, bo, clock.now, flag="severe_score", severity="routine")
+    info = add_alert(
+        runtime, bo, clock.now + timedelta(minutes=1), flag="phq2_positive", severity="information"
+    )
+    urgent = raise_urgent(runtime, alex, clock.now - timedelta(minutes=5))  # the oldest
+    other = other_practice(runtime, clock.now)
+    theirs = raise_urgent(runtime, other.patient, clock.now, to=other.practice.sms_number)
+
+    page = signed_in.get("/staff/alerts")
+    assert page.status_code == 200
+    order = re.findall(r'data-alert-id="([0-9a-f]+)"', page.text)
+    assert order == [urgent, routine, info]
+    assert theirs not in page.text and other.patient.name not in page.text
+    assert "Alex Example" in page.text and "Bo Sample" in page.text
+    assert "Possible risk of self-harm" in page.text
+
+
+def test_an_alert_is_acknowledged_through_its_page(
+    signed_in: FlaskClient,
+    client: FlaskClient,
+    runtime: Runtime,
+    clock: Clock,
+    demo: Demo,
+    alex: Patient,
+    api_headers: dict[str, str],
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    page = signed_in.get(f"/staff/alerts/{alert_id}")
+    assert page.status_code == 200
+    assert "Alex Example" in page.text and alex.nhs_number in page.text
+    assert f'href="/staff/patients/{alex.id}"' in page.text
+    assert 'id="alert-status" class="status-open"' in page.text
+
+    # Without the token: refused, and nothing changes.
+    refused = signed_in.post(f"/staff/alerts/{alert_id}/acknowledge")
+    assert refused.status_code == 400
+    refused = signed_in.post(f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": "forged"})
+    assert refused.status_code == 400
+    with transaction(runtime.engine, read_only=True) as session:
+        assert session.get(Alert, alert_id).status == "open"
+
+    clock.advance(minutes=3)
+    response = signed_in.post(
+        f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/alerts/{alert_id}"
+    page = signed_in.get(f"/staff/alerts/{alert_id}")
+    assert "Alert acknowledged" in page.text
+    assert 'id="alert-status" class="status-acknowledged"' in page.text
+    assert "by Dr Sam Riley" in page.text
+    assert "/acknowledge" not in page.text  # no button any more
+
+    riley = staff_id(runtime, RILEY)
+    with transaction(runtime.engine, read_only=True) as session:
+        alert = session.get(Alert, alert_id)
+        assert (alert.status, alert.acknowledged_by) == ("acknowledged", f"user:{riley}")
+        assert alert.acknowledged_at == clock.now
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "alert.acknowledged")
+        ).all()
+    assert [(e.actor, e.subject_id) for e in events] == [(f"user:{riley}", alert_id)]
+    (listed,) = client.get("/api/v1/alerts?status=acknowledged", headers=api_headers).json
+    assert (listed["id"], listed["acknowledged_by"]) == (alert_id, f"user:{riley}")
+
+
+def test_another_practices_alert_and_patient_are_not_found(
+    signed_in: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo
+) -> None:
+    other = other_practice(runtime, clock.now)
+    theirs = raise_urgent(runtime, other.patient, clock.now, to=other.practice.sms_number)
+    page = signed_in.get("/staff/alerts")
+    for path in [
+        f"/staff/alerts/{theirs}",
+        "/staff/alerts/0123456789abcdef0123456789abcdef",
+        "/staff/alerts/%00",
+        f"/staff/patients/{other.patient.id}",
+    ]:
+        response = signed_in.get(path)
+        assert response.status_code == 404, path
+        assert other.patient.name not in response.text
+    response = signed_in.post(
+        f"/staff/alerts/{theirs}/acknowledge", data={"csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 404
+    with transaction(runtime.engine, read_only=True) as session:
+        assert session.get(Alert, theirs).status == "open"
+
+
+def test_the_patient_page_shows_their_results_and_alerts(
+    signed_in: FlaskClient, runtime: Runtime, clock: Clock, alex: Patient
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    page = signed_in.get(f"/staff/patients/{alex.id}")
+    assert page.status_code == 200
+    assert "Alex Example" in page.text
+    assert "No questionnaires finished yet." in page.text
+    assert f"/staff/alerts/{alert_id}" in page.text
+
+
+def test_the_api_and_webhook_need_no_csrf_token(
+    client: FlaskClient, runtime: Runtime, clock: Clock, alex: Patient, api_headers: dict[str, str]
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    response = client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=api_headers)
+    assert response.status_code == 200
+    assert response.json["status"] == "acknowledged"
