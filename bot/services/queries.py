@@ -7,8 +7,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bot.instruments import Catalogue
 from bot.services.enrolment import NotFound, get_patient, looks_like_id
-from bot.store.models import Alert, Invitation, Message, Patient, Practice, ResultRecord
+from bot.store.models import (
+    Alert,
+    Consultation,
+    Invitation,
+    Message,
+    Patient,
+    Practice,
+    Protocol,
+    ResultRecord,
+)
 
 
 def iso(value: Any) -> str | None:
@@ -144,3 +154,77 @@ def get_invitation(session: Session, practice: Practice, invitation_id: str) -> 
     if invitation is None or invitation.practice_id != practice.id:
         raise NotFound(invitation_id)
     return invitation
+
+
+def consultation_json(consultation: Consultation, invitations: list[Invitation]) -> dict[str, Any]:
+    return {
+        "id": consultation.id,
+        "patient_id": consultation.patient_id,
+        "occurred_at": iso(consultation.occurred_at),
+        "protocol": consultation.protocol,
+        "invitations": [invitation_json(i) for i in invitations],
+    }
+
+
+def invitations_of_consultation(session: Session, consultation: Consultation) -> list[Invitation]:
+    return list(
+        session.exec(
+            select(Invitation)
+            .where(Invitation.consultation_id == consultation.id)
+            .order_by(col(Invitation.due_at), col(Invitation.id))
+        ).all()
+    )
+
+
+def protocol_json(protocol: Protocol) -> dict[str, Any]:
+    return {
+        "name": protocol.name,
+        "title": protocol.title,
+        "schedule": json.loads(protocol.schedule_json),
+        "created_at": iso(protocol.created_at),
+    }
+
+
+def protocols_of(session: Session, practice: Practice) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(Protocol).where(Protocol.practice_id == practice.id).order_by(col(Protocol.name))
+    ).all()
+    return [protocol_json(p) for p in rows]
+
+
+def practice_settings_json(practice: Practice) -> dict[str, Any]:
+    """The practice as its API token sees it: who it is, and the settings it may change."""
+    return {
+        "id": practice.id,
+        "name": practice.name,
+        "sms_number": practice.sms_number,
+        "timezone": practice.timezone,
+        "nation": practice.nation,
+        "send_window_start": practice.send_window_start,
+        "send_window_end": practice.send_window_end,
+        "working_days": practice.working_days.split(),
+        "reminder_after_hours": practice.reminder_after_hours,
+        "max_reminders": practice.max_reminders,
+        "expire_after_days": practice.expire_after_days,
+        "invitation_valid_days": practice.invitation_valid_days,
+        "escalate_after_minutes": practice.escalate_after_minutes,
+        "escalate_every_minutes": practice.escalate_every_minutes,
+        "contact_phone": practice.contact_phone,
+        "contact_email": practice.contact_email,
+    }
+
+
+def instruments_json(catalogue: Catalogue) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": instrument.id,
+            "title": instrument.title,
+            "short_title": instrument.short_title,
+            "version": instrument.version,
+            "items": len(instrument.items),
+            "scored_items": len(instrument.scored_item_ids),
+            "languages": list(instrument.languages),
+            "licence": instrument.licence,
+        }
+        for instrument in catalogue.values()
+    ]

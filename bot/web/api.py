@@ -2,7 +2,8 @@
 
 Every query is scoped to the token's practice: another practice's ids answer
 404 exactly as ids that do not exist, so nothing leaks. Bad input is a 422
-whose ``field`` names what to fix.
+whose ``field`` names what to fix; a change the record's state does not allow
+(moving an invitation that has already been sent) is a 409.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
-from bot.services import queries
+from bot.services import queries, schedule_admin
 from bot.services.alerts import acknowledge
 from bot.services.enrolment import (
     InputError,
@@ -27,7 +28,9 @@ from bot.services.enrolment import (
     get_patient,
     practice_for_token,
 )
+from bot.services.schedule_admin import Conflict
 from bot.store.db import transaction
+from bot.store.models import Practice
 from bot.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -58,6 +61,11 @@ def _not_found(exc: NotFound):
     if exc.field:
         return _error(404, f"{exc.field} is not a record of this practice", exc.field)
     return _error(404, "not found")
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict):
+    return _error(409, exc.message)
 
 
 def _in_api() -> bool:
@@ -276,3 +284,167 @@ def get_questionnaire_response(invitation_id: str):
     response = jsonify(document)
     response.mimetype = "application/fhir+json"
     return response
+
+
+# -- protocols: a practice's named schedules ------------------------------------------
+# A consultation's invitations are made from its protocol when it is registered:
+# editing or deleting a protocol changes future consultations only.
+
+
+@bp.get("/protocols")
+@authenticated
+def get_protocols():
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(queries.protocols_of(session, g.practice))
+
+
+@bp.post("/protocols")
+@authenticated
+def post_protocol():
+    data = _body()
+    with transaction(_runtime().engine) as session:
+        protocol = schedule_admin.create_protocol(
+            session,
+            g.practice,
+            _runtime().catalogue,
+            name=data.get("name"),
+            title=data.get("title"),
+            schedule=data.get("schedule"),
+            now=_now(),
+            actor=g.actor,
+        )
+        body = queries.protocol_json(protocol)
+    return jsonify(body), 201
+
+
+@bp.put("/protocols/<name>")
+@authenticated
+def put_protocol(name: str):
+    data = _body()
+    with transaction(_runtime().engine) as session:
+        protocol = schedule_admin.update_protocol(
+            session,
+            g.practice,
+            _runtime().catalogue,
+            name,
+            changes=data,
+            now=_now(),
+            actor=g.actor,
+        )
+        return jsonify(queries.protocol_json(protocol))
+
+
+@bp.delete("/protocols/<name>")
+@authenticated
+def delete_protocol(name: str):
+    with transaction(_runtime().engine) as session:
+        schedule_admin.delete_protocol(session, g.practice, name, now=_now(), actor=g.actor)
+    return Response(status=204)
+
+
+# -- a consultation's invitations: read, cancel, move ---------------------------------
+# Only pending invitations (not yet sent) change; the answer counts what was left.
+
+
+@bp.get("/consultations/<consultation_id>")
+@authenticated
+def get_consultation(consultation_id: str):
+    with transaction(_runtime().engine, read_only=True) as session:
+        consultation = schedule_admin.get_consultation(session, g.practice, consultation_id)
+        invitations = queries.invitations_of_consultation(session, consultation)
+        return jsonify(queries.consultation_json(consultation, invitations))
+
+
+@bp.post("/consultations/<consultation_id>/cancel")
+@authenticated
+def cancel_consultation(consultation_id: str):
+    with transaction(_runtime().engine) as session:
+        consultation, outcome = schedule_admin.cancel_consultation(
+            session, g.practice, consultation_id, now=_now(), actor=g.actor
+        )
+        return jsonify(_changed_consultation(session, consultation, outcome))
+
+
+@bp.post("/consultations/<consultation_id>/reschedule")
+@authenticated
+def reschedule_consultation(consultation_id: str):
+    data = _body()
+    occurred_at = data.get("occurred_at")
+    with transaction(_runtime().engine) as session:
+        consultation, outcome = schedule_admin.reschedule_consultation(
+            session,
+            g.practice,
+            consultation_id,
+            shift=data.get("shift"),
+            occurred_at=(
+                _datetime(occurred_at, "occurred_at", g.practice.timezone)
+                if occurred_at is not None
+                else None
+            ),
+            now=_now(),
+            actor=g.actor,
+        )
+        return jsonify(_changed_consultation(session, consultation, outcome))
+
+
+def _changed_consultation(session, consultation, outcome) -> dict[str, Any]:
+    invitations = queries.invitations_of_consultation(session, consultation)
+    return {**queries.consultation_json(consultation, invitations), "outcome": outcome.as_json()}
+
+
+@bp.post("/invitations/<invitation_id>/cancel")
+@authenticated
+def cancel_invitation(invitation_id: str):
+    with transaction(_runtime().engine) as session:
+        invitation = schedule_admin.cancel_invitation(
+            session, g.practice, invitation_id, now=_now(), actor=g.actor
+        )
+        return jsonify(queries.invitation_json(invitation))
+
+
+@bp.patch("/invitations/<invitation_id>")
+@authenticated
+def patch_invitation(invitation_id: str):
+    data = _body()
+    for key in data:
+        if key != "due_at":
+            hint = ": to cancel, POST /api/v1/invitations/{id}/cancel" if key == "status" else ""
+            raise InputError(key, f"{key} cannot be changed here; only due_at can{hint}")
+    with transaction(_runtime().engine) as session:
+        invitation = schedule_admin.move_invitation(
+            session,
+            g.practice,
+            invitation_id,
+            due_at=_datetime(data.get("due_at"), "due_at", g.practice.timezone),
+            now=_now(),
+            actor=g.actor,
+        )
+        return jsonify(queries.invitation_json(invitation))
+
+
+# -- the practice's own settings, and the questionnaires available ---------------------
+
+
+@bp.get("/practice")
+@authenticated
+def get_practice():
+    with transaction(_runtime().engine, read_only=True) as session:
+        practice = session.get(Practice, g.practice.id)
+        return jsonify(queries.practice_settings_json(practice))
+
+
+@bp.patch("/practice")
+@authenticated
+def patch_practice():
+    data = _body()
+    with transaction(_runtime().engine) as session:
+        practice = schedule_admin.update_settings(
+            session, g.practice, data, now=_now(), actor=g.actor
+        )
+        return jsonify(queries.practice_settings_json(practice))
+
+
+@bp.get("/instruments")
+@authenticated
+def get_instruments():
+    return jsonify(queries.instruments_json(_runtime().catalogue))

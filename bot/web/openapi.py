@@ -32,10 +32,31 @@ UNPROCESSABLE = {"422": _json(_ref("Error"), "Bad input; `field` names what to f
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
 MAYBE_ID = {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}
+CONFLICT = {"409": _json(_ref("Error"), "Only a pending invitation (not yet sent) can be changed")}
+PROTOCOL_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,59}$"}
+INSTRUMENT_IDS = ["phq9", "phq2", "gad7", "gad2", "auditc", "who5"]
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+NATIONS = ["ENG", "WLS", "SCT", "NIR", "NONE"]
 
 
 def _path_id(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _integer(low: int, high: int, description: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high, "description": description}
+
+
+PROTOCOL_PATH = {"name": "name", "in": "path", "required": True, "schema": PROTOCOL_NAME}
+PENDING_ONLY = (
+    "Only pending invitations (not yet sent) are changed. An active questionnaire has "
+    "reached the patient, who may be answering: it is left to finish or expire on its own, "
+    "and `outcome` counts what was left alone."
+)
 
 
 OPENAPI: dict[str, Any] = {
@@ -165,6 +186,144 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/protocols": {
+            "get": {
+                "summary": "The practice's protocols, by name",
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Protocol")}, "Protocols"),
+                    **UNAUTHORISED,
+                },
+            },
+            "post": {
+                "summary": "Add a protocol: a named schedule of questionnaires",
+                "description": "A protocol is a template. A consultation's invitations are "
+                "made from it when the consultation is registered, so later edits change "
+                "future consultations only.",
+                "requestBody": _body("ProtocolCreate"),
+                "responses": {
+                    "201": _json(_ref("Protocol"), "Created"),
+                    **UNAUTHORISED,
+                    "422": _json(
+                        _ref("Error"),
+                        "Bad input (a name already used, an unknown instrument, a bad "
+                        "duration, an empty schedule); `field` names what to fix",
+                    ),
+                },
+            },
+        },
+        "/api/v1/protocols/{name}": {
+            "put": {
+                "summary": "Change a protocol's title or schedule",
+                "description": "Affects consultations registered from now on only: invitations "
+                "already made keep their instruments and due times (move or cancel those "
+                "through the consultation). A protocol keeps its name.",
+                "parameters": [PROTOCOL_PATH],
+                "requestBody": _body("ProtocolUpdate"),
+                "responses": {
+                    "200": _json(_ref("Protocol"), "The protocol as it is now"),
+                    **ERRORS,
+                    **UNPROCESSABLE,
+                },
+            },
+            "delete": {
+                "summary": "Remove a protocol",
+                "description": "Consultations already registered with it, and their "
+                "invitations, are left as they are.",
+                "parameters": [PROTOCOL_PATH],
+                "responses": {"204": {"description": "Removed"}, **ERRORS},
+            },
+        },
+        "/api/v1/consultations/{consultation_id}": {
+            "get": {
+                "summary": "A consultation with its invitations, in due order",
+                "parameters": [_path_id("consultation_id")],
+                "responses": {
+                    "200": _json(_ref("Consultation"), "The consultation"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/consultations/{consultation_id}/cancel": {
+            "post": {
+                "summary": "Cancel a consultation's pending invitations",
+                "description": f"{PENDING_ONLY} Repeating it changes nothing more.",
+                "parameters": [_path_id("consultation_id")],
+                "responses": {
+                    "200": _json(_ref("ConsultationChange"), "The consultation, as it is now"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/consultations/{consultation_id}/reschedule": {
+            "post": {
+                "summary": "Move a consultation's pending invitations",
+                "description": "Give `shift` to move every pending invitation by a duration "
+                "(negative for earlier), or `occurred_at` to correct the consultation's time: "
+                "each pending invitation then keeps its offset from the old time. Times are "
+                "moved on the practice's wall clock, so 10:00 local stays 10:00 local across "
+                "the clock change. A due time that would fall in the past becomes now: it "
+                f"goes at the next opening of the send window. {PENDING_ONLY}",
+                "parameters": [_path_id("consultation_id")],
+                "requestBody": _body("Reschedule"),
+                "responses": {
+                    "200": _json(_ref("ConsultationChange"), "The consultation, as it is now"),
+                    **ERRORS,
+                    **UNPROCESSABLE,
+                },
+            }
+        },
+        "/api/v1/invitations/{invitation_id}": {
+            "patch": {
+                "summary": "Move one pending invitation",
+                "parameters": [_path_id("invitation_id")],
+                "requestBody": _body("InvitationUpdate"),
+                "responses": {
+                    "200": _json(_ref("Invitation"), "The invitation"),
+                    **ERRORS,
+                    **CONFLICT,
+                    **UNPROCESSABLE,
+                },
+            }
+        },
+        "/api/v1/invitations/{invitation_id}/cancel": {
+            "post": {
+                "summary": "Cancel one pending invitation",
+                "parameters": [_path_id("invitation_id")],
+                "responses": {
+                    "200": _json(_ref("Invitation"), "The invitation, now cancelled"),
+                    **ERRORS,
+                    **CONFLICT,
+                },
+            }
+        },
+        "/api/v1/practice": {
+            "get": {
+                "summary": "The practice and its settings",
+                "responses": {"200": _json(_ref("Practice"), "The practice"), **UNAUTHORISED},
+            },
+            "patch": {
+                "summary": "Change some of the practice's settings",
+                "description": "Give only the settings to change; every value is checked "
+                "before any is stored. `name` and `sms_number` cannot be changed here. New "
+                "settings apply to what is sent from now on: due times already set are kept "
+                "(stored in UTC), and a reminder already scheduled keeps its time.",
+                "requestBody": _body("PracticeUpdate"),
+                "responses": {
+                    "200": _json(_ref("Practice"), "The practice as it is now"),
+                    **UNAUTHORISED,
+                    **UNPROCESSABLE,
+                },
+            },
+        },
+        "/api/v1/instruments": {
+            "get": {
+                "summary": "The questionnaires available",
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Instrument")}, "Instruments"),
+                    **UNAUTHORISED,
+                },
+            }
+        },
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -227,25 +386,7 @@ OPENAPI: dict[str, Any] = {
                             "wellbeing",
                         ],
                     },
-                    "schedule": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["instrument", "after"],
-                            "properties": {
-                                "instrument": {
-                                    "type": "string",
-                                    "enum": ["phq9", "phq2", "gad7", "gad2", "auditc", "who5"],
-                                },
-                                "after": {
-                                    "type": "string",
-                                    "description": "ISO-8601 duration from occurred_at; "
-                                    "P0D is as soon as possible",
-                                    "examples": ["P14D", "P2W", "P1M", "P0D"],
-                                },
-                            },
-                        },
-                    },
+                    "schedule": {"type": "array", "items": _ref("ScheduleStep")},
                     "continue_if_positive": {"type": "boolean"},
                 },
                 "description": "Give protocol or schedule, not both.",
@@ -284,6 +425,229 @@ OPENAPI: dict[str, Any] = {
                     "occurred_at": WHEN,
                     "protocol": {"type": ["string", "null"]},
                     "invitations": {"type": "array", "items": _ref("Invitation")},
+                },
+            },
+            "ScheduleStep": {
+                "type": "object",
+                "required": ["instrument", "after"],
+                "properties": {
+                    "instrument": {"type": "string", "enum": INSTRUMENT_IDS},
+                    "after": {
+                        "type": "string",
+                        "description": "ISO-8601 duration from the consultation; "
+                        "P0D is as soon as possible",
+                        "examples": ["P14D", "P2W", "P1M", "P0D"],
+                    },
+                },
+            },
+            "Protocol": {
+                "type": "object",
+                "required": ["name", "title", "schedule"],
+                "properties": {
+                    "name": PROTOCOL_NAME,
+                    "title": {"type": "string"},
+                    "schedule": {"type": "array", "items": _ref("ScheduleStep")},
+                    "created_at": WHEN,
+                },
+            },
+            "ProtocolCreate": {
+                "type": "object",
+                "required": ["name", "title", "schedule"],
+                "properties": {
+                    "name": {
+                        **PROTOCOL_NAME,
+                        "description": "lower_snake_case, unique in the practice; the "
+                        "`protocol` of a new consultation",
+                        "examples": ["low_mood_review"],
+                    },
+                    "title": {"type": "string", "maxLength": 120},
+                    "schedule": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 52,
+                        "items": _ref("ScheduleStep"),
+                        "description": "each `after` at most P5Y",
+                    },
+                },
+            },
+            "ProtocolUpdate": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "maxLength": 120},
+                    "schedule": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 52,
+                        "items": _ref("ScheduleStep"),
+                    },
+                },
+                "description": "Give title, schedule or both.",
+            },
+            "Reschedule": {
+                "type": "object",
+                "properties": {
+                    "shift": {
+                        "type": "string",
+                        "description": "ISO-8601 duration to move each pending invitation by; "
+                        "negative is earlier",
+                        "examples": ["P1W", "-P2D", "PT3H"],
+                    },
+                    "occurred_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "the consultation's corrected time; without a zone, "
+                        "the practice's local time",
+                    },
+                },
+                "description": "Give shift or occurred_at, not both.",
+            },
+            "InvitationUpdate": {
+                "type": "object",
+                "required": ["due_at"],
+                "properties": {
+                    "due_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "not in the past; without a zone, the practice's "
+                        "local time. It goes at the first opening of the send window from then.",
+                    }
+                },
+            },
+            "Outcome": {
+                "type": "object",
+                "required": ["cancelled", "moved", "left", "left_by_status", "message"],
+                "properties": {
+                    "cancelled": {"type": "integer", "description": "pending ones cancelled"},
+                    "moved": {"type": "integer", "description": "pending ones moved"},
+                    "left": {
+                        "type": "integer",
+                        "description": "invitations left as they were: already sent "
+                        "(active) or finished",
+                    },
+                    "left_by_status": {
+                        "type": "object",
+                        "additionalProperties": {"type": "integer"},
+                        "examples": [{"active": 1, "completed": 1}],
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+            "ConsultationChange": {
+                "type": "object",
+                "required": ["id", "invitations", "outcome"],
+                "properties": {
+                    "id": ID,
+                    "patient_id": ID,
+                    "occurred_at": WHEN,
+                    "protocol": {"type": ["string", "null"]},
+                    "invitations": {"type": "array", "items": _ref("Invitation")},
+                    "outcome": _ref("Outcome"),
+                },
+            },
+            "Practice": {
+                "type": "object",
+                "required": ["id", "name", "sms_number", "timezone", "nation"],
+                "properties": {
+                    "id": ID,
+                    "name": {"type": "string"},
+                    "sms_number": {"type": "string", "description": "E.164"},
+                    "timezone": {"type": "string"},
+                    "nation": {"type": "string", "enum": NATIONS},
+                    "send_window_start": {"type": "string"},
+                    "send_window_end": {"type": "string"},
+                    "working_days": {"type": "array", "items": {"type": "string", "enum": DAYS}},
+                    "reminder_after_hours": {"type": "integer"},
+                    "max_reminders": {"type": "integer"},
+                    "expire_after_days": {"type": "integer"},
+                    "invitation_valid_days": {"type": "integer"},
+                    "escalate_after_minutes": {"type": "integer"},
+                    "escalate_every_minutes": {"type": "integer"},
+                    "contact_phone": {"type": ["string", "null"]},
+                    "contact_email": {"type": ["string", "null"]},
+                },
+                "description": "The settings are described under PracticeUpdate.",
+            },
+            "PracticeUpdate": {
+                "type": "object",
+                "properties": {
+                    "timezone": {
+                        "type": "string",
+                        "description": "an IANA time zone; due times and the send window are "
+                        "worked out on its wall clock",
+                        "examples": ["Europe/London"],
+                    },
+                    "nation": {
+                        "type": "string",
+                        "enum": NATIONS,
+                        "description": "whose bank holidays close the send window; NONE for none",
+                    },
+                    "send_window_start": {
+                        "type": "string",
+                        "pattern": "^[0-9]{1,2}:[0-9]{2}$",
+                        "description": "HH:MM local, before send_window_end",
+                        "examples": ["09:00"],
+                    },
+                    "send_window_end": {
+                        "type": "string",
+                        "pattern": "^[0-9]{1,2}:[0-9]{2}$",
+                        "description": "HH:MM local; 24:00 is midnight",
+                        "examples": ["17:00"],
+                    },
+                    "working_days": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "enum": DAYS},
+                        "description": "the days texts may go out (bank holidays excepted); "
+                        'a text such as "mon tue wed" is accepted too',
+                    },
+                    "reminder_after_hours": _integer(
+                        1,
+                        168,
+                        "hours without a reply before a reminder; less than "
+                        "expire_after_days in hours",
+                    ),
+                    "max_reminders": _integer(0, 5, "reminders per questionnaire; 0 for none"),
+                    "expire_after_days": _integer(
+                        1,
+                        60,
+                        "days without a reply before a questionnaire is closed, "
+                        "incomplete, keeping its answers",
+                    ),
+                    "invitation_valid_days": _integer(
+                        1,
+                        90,
+                        "an invitation missed (e.g. the scheduler was down) is still "
+                        "sent within this many days of its due time, else marked expired",
+                    ),
+                    "escalate_after_minutes": _integer(
+                        5, 1440, "minutes before an unacknowledged urgent alert is escalated"
+                    ),
+                    "escalate_every_minutes": _integer(
+                        5, 1440, "minutes between repeated escalations"
+                    ),
+                    "contact_phone": {
+                        "type": ["string", "null"],
+                        "description": "a UK number patients can call; null to clear",
+                    },
+                    "contact_email": {
+                        "type": ["string", "null"],
+                        "format": "email",
+                        "description": "null to clear",
+                    },
+                },
+            },
+            "Instrument": {
+                "type": "object",
+                "required": ["id", "title", "short_title", "version", "items", "licence"],
+                "properties": {
+                    "id": {"type": "string", "examples": INSTRUMENT_IDS},
+                    "title": {"type": "string"},
+                    "short_title": {"type": "string"},
+                    "version": {"type": "string"},
+                    "items": {"type": "integer", "description": "how many questions"},
+                    "scored_items": {"type": "integer"},
+                    "languages": {"type": "array", "items": {"type": "string"}},
+                    "licence": {"type": "string"},
                 },
             },
             "Result": {
