@@ -32,6 +32,15 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,
     "PROMBOT_INSTRUMENTS_DIRS": "",
     "PROMBOT_LOG_FORMAT": "console",
+    "PROMBOT_JOB_INTERVALS": "",
+    # Delivery tuning (see bot/services/outbox.py and bot/sms/twilio.py)
+    "SMS_MAX_PER_SECOND": "10",
+    "SMS_MAX_ATTEMPTS": "5",
+    "SMS_RETRY_BASE_SECONDS": "30",
+    "SMS_RETRY_MAX_SECONDS": "3600",
+    "SMS_SEND_LEASE_SECONDS": "60",
+    "SMS_VALIDITY_PERIOD_SECONDS": "14400",
+    "TWILIO_TIMEOUT_SECONDS": "10",
 }
 
 
@@ -93,7 +102,23 @@ def gateway_from_config(config: Any) -> Gateway:
         from bot.sms.local import LocalGateway
 
         return LocalGateway()
-    raise ValueError(f"SMS_GATEWAY must be 'local' (twilio arrives with the scheduler): {name!r}")
+    if name == "twilio":
+        from bot.sms.twilio import DEFAULT_TIMEOUT, DEFAULT_VALIDITY_PERIOD, TwilioGateway
+
+        def setting(key: str, default: float) -> float:
+            # Optional tuning: the app's config, else the environment, else the default.
+            value = config.get(key) or os.environ.get(key)
+            return float(value) if value not in (None, "") else default
+
+        return TwilioGateway(
+            account_sid=config["TWILIO_ACCOUNT_SID"],
+            auth_token=config["TWILIO_AUTH_TOKEN"],
+            api_url=config["TWILIO_API_URL"],
+            status_callback=str(config["PUBLIC_BASE_URL"]).rstrip("/") + "/sms/status",
+            validity_period=int(setting("SMS_VALIDITY_PERIOD_SECONDS", DEFAULT_VALIDITY_PERIOD)),
+            timeout=setting("TWILIO_TIMEOUT_SECONDS", DEFAULT_TIMEOUT),
+        )
+    raise ValueError(f"SMS_GATEWAY must be 'twilio' or 'local', not {name!r}")
 
 
 def _request_ids(app: Flask) -> None:
@@ -110,7 +135,3 @@ def _request_ids(app: Flask) -> None:
     def _tag(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
         return response
-
-    @app.teardown_request
-    def _unbind(_exc: BaseException | None) -> None:
-        structlog.contextvars.clear_contextvars()

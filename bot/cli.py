@@ -199,7 +199,7 @@ def db_upgrade_command() -> None:
 def demo_command(as_json: bool) -> None:
     """Seed the demo practice, staff, protocols, patients and API token; safe to repeat."""
     with transaction(_runtime().engine) as session:
-        demo = seed_demo(session, datetime.now(UTC))
+        demo = seed_demo(session, datetime.now(UTC), around_the_clock=True)
         data = {
             "practice_id": demo.practice.id,
             "practice_name": demo.practice.name,
@@ -310,6 +310,28 @@ def scheduler_command() -> None:
     from scheduler.process import run
 
     run(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@cli.command("fake-twilio", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+def fake_twilio_command(host: str, port: int) -> None:
+    """A local server speaking the part of Twilio's REST API that prombot uses.
+
+    It accepts TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (the demo values by
+    default), sends signed status callbacks and can be told to fail (POST
+    /_fake/behaviour). Point prombot at it with SMS_GATEWAY=twilio and
+    TWILIO_API_URL=http://HOST:PORT.
+    """
+    import os
+
+    from bot.app import DEFAULTS
+    from bot.sms.fake_twilio import serve
+
+    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or DEFAULTS["TWILIO_ACCOUNT_SID"]
+    auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or DEFAULTS["TWILIO_AUTH_TOKEN"]
+    click.echo(f"fake-twilio listening on http://{host}:{port} (account {account_sid})")
+    serve(account_sid, auth_token, host=host, port=port)
 
 
 def main() -> None:

@@ -154,3 +154,4 @@ def configure(*, json_lines: bool, level: int = logging.INFO, stream: Any = None
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -36,15 +36,15 @@ def drama_number(n: int) -> str:
     return f"+447700900{n:03d}"
 
 
-def seed(url: str, patients: int, invitations_each: int) -> None:
-    """A practice open around the clock, and its patients with invitations due at T0."""
+def seed(url: str, patients: int, invitations_each: int, at: datetime = T0) -> None:
+    """A practice open around the clock, and its patients with invitations due ``at``."""
     engine = make_engine(url)
     upgrade(engine)
     app = create_app({"DATABASE_URL": url, "PROMBOT_SKIP_LOGGING_SETUP": True, "SECRET_KEY": "x"})
     catalogue = app.extensions["prombot.runtime"].catalogue
     with Session(engine, expire_on_commit=False) as session:
         practice = create_practice(
-            session, name="Night and Day Practice", sms_number="+441632960000", now=T0
+            session, name="Night and Day Practice", sms_number="+441632960000", now=at
         )
         practice.send_window_start, practice.send_window_end = "00:00", "24:00"
         practice.working_days = "mon tue wed thu fri sat sun"
@@ -55,7 +55,7 @@ def seed(url: str, patients: int, invitations_each: int) -> None:
                 practice,
                 name=f"Invented Person {n}",
                 phone=drama_number(n),
-                now=T0,
+                now=at,
                 actor="test",
             )
             create_consultation(
@@ -63,9 +63,9 @@ def seed(url: str, patients: int, invitations_each: int) -> None:
                 practice,
                 catalogue,
                 patient_id=patient.id,
-                occurred_at=T0,
+                occurred_at=at,
                 schedule=[{"instrument": "phq2", "after": "P0D"}] * invitations_each,
-                now=T0,
+                now=at,
                 actor="test",
             )
         session.commit()
@@ -171,37 +171,38 @@ def test_a_scheduler_killed_mid_dispatch_and_restarted_sends_everything_once(
         else request.getfixturevalue("postgresql_url")
     )
     patients = 300
-    seed(url, patients=patients, invitations_each=1)
+    seed(url, patients=patients, invitations_each=1, at=datetime.now(UTC))  # the real clock
     env = environment(
-        url, tmp_path, PROMBOT_JOB_INTERVALS="dispatch=1,outbox=1,expiries=3600,reminders=3600"
+        url,
+        tmp_path,
+        PROMBOT_JOB_INTERVALS="dispatch=1,outbox=1,expiries=3600,reminders=3600",
+        SMS_SEND_LEASE_SECONDS="5",  # what a killed sender held is settled after 5 s
     )
     scheduler = [*prombot_command(), "scheduler"]
-    log = (tmp_path / "scheduler.log").open("ab")
+    log_path = tmp_path / "scheduler.log"
+    with log_path.open("ab") as log:
+        first = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline and counts(url)["delivered"] == 0:
+                assert first.poll() is None, log_path.read_text()
+                time.sleep(0.05)
+        finally:
+            first.send_signal(signal.SIGKILL)  # no chance to tidy up
+            first.wait(timeout=30)
+        killed_at = counts(url)
 
-    first = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        now = counts(url)
-        if now["delivered"] > 0:
-            break
-        assert first.poll() is None, (tmp_path / "scheduler.log").read_text()
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)  # no chance to tidy up
-    first.wait(timeout=30)
-    killed_at = counts(url)
-
-    second = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
-    try:
-        while time.monotonic() < deadline:
-            now = counts(url)
-            if now["delivered"] == 2 * patients and now["started"] == patients:
-                break
-            assert second.poll() is None, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.2)
-    finally:
-        second.terminate()
-        second.wait(timeout=30)
-        log.close()
+        second = subprocess.Popen(scheduler, env=env, cwd=tmp_path, stdout=log, stderr=log)
+        try:
+            while time.monotonic() < deadline:
+                now = counts(url)
+                if now["delivered"] == 2 * patients and now["started"] == patients:
+                    break
+                assert second.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
 
     final = counts(url)
     assert killed_at["delivered"] < 2 * patients, "the kill came too late to test anything"

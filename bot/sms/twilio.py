@@ -1,0 +1,236 @@
+"""Delivery through Twilio's REST API, with the official ``twilio`` client.
+
+Every text is created with a status callback URL on PUBLIC_BASE_URL (so
+delivery reports reach ``POST /sms/status``) and a validity period, so that a
+question Twilio could not hand to the carrier in time is dropped by Twilio
+rather than delivered hours late.
+
+Errors are sorted for the outbox:
+
+* 429, 401 and connection failures before the request reached Twilio:
+  transient, retried with backoff (``Retry-After`` is honoured when sent);
+* 5xx, read timeouts and connections cut mid-answer: transient *and in
+  doubt*: Twilio may have accepted the text, so it is looked up
+  (``find_sent``) before any resend;
+* any other 4xx: permanent, with Twilio's error code: 21610 (the recipient
+  has replied STOP to this sender), 21211 (not a valid number), 21614 (not a
+  mobile), ...
+
+``find_sent`` searches Twilio's Messages list by recipient and time for a text
+with the same body, for the outbox's reconciliation after a crash.
+
+Twilio's HTTP client logs every request's URL and query at INFO (the Messages
+list query names the recipient), so its logger is kept at WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+import structlog
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+from bot.sms.gateway import SendError, Sent
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_VALIDITY_PERIOD = 4 * 60 * 60  # seconds: a question older than this is not worth sending
+DEFAULT_TIMEOUT = 10.0  # seconds, per HTTP request to Twilio
+LOOKUP_SLACK = timedelta(minutes=10)  # our clock and Twilio's may differ a little
+LOOKUP_LIMIT = 100  # records read per search: the recipient's most recent texts
+TRIAL_PREFIX = "Sent from your Twilio trial account - "
+AUTH_FAILED = 401  # wrong credentials: a configuration fault, not the text's
+
+_HTTP_LOG = logging.getLogger("bot.sms.twilio.http")
+_HTTP_LOG.setLevel(logging.WARNING)
+
+
+class _HttpClient(TwilioHttpClient):
+    """Twilio's HTTP client, remembering each thread's last response for its headers.
+
+    ``TwilioRestException`` does not carry the response headers, and a 429's
+    ``Retry-After`` lives there.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout, logger=_HTTP_LOG)
+        self._local = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        self._local.response = None
+        response = super().request(*args, **kwargs)
+        self._local.response = response
+        return response
+
+    def last_headers(self) -> dict[str, str]:
+        response = getattr(self._local, "response", None)
+        return dict(response.headers or {}) if response is not None else {}
+
+
+class TwilioGateway:
+    """Sends texts through Twilio (or anything speaking its API at ``api_url``)."""
+
+    name = "twilio"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        api_url: str = "https://api.twilio.com",
+        status_callback: str | None = None,
+        validity_period: int = DEFAULT_VALIDITY_PERIOD,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not 1 <= validity_period <= 36_000:
+            raise ValueError("validity_period must be between 1 and 36000 seconds")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.status_callback = status_callback
+        self.validity_period = validity_period
+        self._http = _HttpClient(timeout)
+        self._client = Client(account_sid, auth_token, account_sid, http_client=self._http)
+        # Point the Api domain (api.twilio.com: Messages live there) at TWILIO_API_URL.
+        self._client.api.base_url = api_url.rstrip("/")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
+        options: dict[str, Any] = {"validity_period": self.validity_period}
+        if self.status_callback:
+            options["status_callback"] = self.status_callback
+        try:
+            message = self._client.messages.create(to=to, from_=from_, body=body, **options)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            error = self._rest_error(exc)
+        except requests.RequestException as exc:
+            error = _network_error(exc)
+        except TwilioException as exc:  # a 2xx answer we could not read: it may have gone
+            error = SendError(None, f"unreadable answer: {exc}", permanent=False, in_doubt=True)
+        else:
+            log.info("twilio.sent", message_id=message_id, message_sid=message.sid)
+            return Sent(
+                provider_sid=message.sid,
+                status=str(message.status or "queued"),
+                error_code=_int_or_none(message.error_code),
+            )
+        log.warning(
+            "twilio.send_failed",
+            message_id=message_id,
+            error_code=error.code,
+            permanent=error.permanent,
+            in_doubt=error.in_doubt,
+        )
+        raise error
+
+    def _rest_error(self, exc: TwilioRestException | TwilioServiceException) -> SendError:
+        status = int(exc.status or 0)
+        code = _int_or_none(exc.code)
+        if status == 429 or status >= 500:
+            return SendError(
+                code or status,
+                f"Twilio answered {status}",
+                permanent=False,
+                # Throttled requests were not acted on; a server error may have been.
+                in_doubt=status >= 500,
+                retry_after=_retry_after(self._http.last_headers()),
+            )
+        if status == AUTH_FAILED:
+            log.error("twilio.authentication_failed", error_code=code)
+            return SendError(code, "Twilio refused our credentials", permanent=False)
+        return SendError(code or status, f"Twilio refused the text ({code})", permanent=True)
+
+    # -- looking up ----------------------------------------------------------------------
+
+    def find_sent(
+        self,
+        *,
+        to: str,
+        from_: str,
+        body: str,
+        since: datetime,
+        exclude: Collection[str] = (),
+    ) -> Sent | None:
+        """Twilio's record of this text, searched by recipient, sender, time and body.
+
+        Two searches: texts sent since ``since`` (Twilio's ``DateSent>``), then
+        the recipient's most recent texts whatever their sent date (a text Twilio
+        still holds in its queue has none yet).
+        """
+        after = since - LOOKUP_SLACK
+        wanted = body.strip()
+        for dated in (True, False):
+            query: dict[str, Any] = {"to": to, "limit": LOOKUP_LIMIT, "page_size": 50}
+            if from_:
+                query["from_"] = from_
+            if dated:
+                query["date_sent_after"] = after
+            try:
+                for record in self._client.messages.stream(**query):
+                    if record.sid in exclude:
+                        continue
+                    if not str(record.direction or "outbound").startswith("outbound"):
+                        continue
+                    if record.date_created is not None and record.date_created < after:
+                        continue
+                    text = (record.body or "").strip()
+                    if text not in (wanted, TRIAL_PREFIX + wanted):
+                        continue
+                    return Sent(
+                        provider_sid=record.sid,
+                        status=str(record.status or "queued"),
+                        error_code=_int_or_none(record.error_code),
+                    )
+            except (TwilioRestException, TwilioServiceException) as exc:
+                raise SendError(_int_or_none(exc.code), "lookup refused", permanent=False) from exc
+            except (requests.RequestException, TwilioException) as exc:
+                raise SendError(None, f"lookup failed: {exc}", permanent=False) from exc
+        return None
+
+
+def _network_error(exc: requests.RequestException) -> SendError:
+    if _never_reached(exc):
+        return SendError(None, "Twilio could not be reached", permanent=False)
+    return SendError(
+        None, f"no answer from Twilio: {type(exc).__name__}", permanent=False, in_doubt=True
+    )
+
+
+def _never_reached(exc: requests.RequestException) -> bool:
+    """True when the request certainly never arrived (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, NewConnectionError | NameResolutionError)
+    return False
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                seconds = float(value)
+            except ValueError:
+                return None  # an HTTP date: rare from Twilio; the backoff will do
+            return seconds if seconds >= 0 else None
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
