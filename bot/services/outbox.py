@@ -78,7 +78,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.services.runtime import Runtime
-from bot.services.status import OPTED_OUT_ERROR, _carrier_opt_out
+from bot.services.status import OPTED_OUT_ERROR, carrier_opt_out
 from bot.sms.gateway import FindsSent, SendError, Sent
 from bot.store.db import transaction
 from bot.store.models import Message, Patient, Practice
@@ -579,7 +579,7 @@ def _opt_out(session: Session, rt: Runtime, message: Message, now: datetime) -> 
         select(Patient).where(Patient.id == message.patient_id).with_for_update()
     ).first()
     if patient is not None:
-        _carrier_opt_out(session, rt, patient, now)
+        carrier_opt_out(session, rt, patient, now)
         log.info("outbox.carrier_opt_out", message_id=message.id, patient_id=patient.id)
 
 

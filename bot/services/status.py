@@ -66,14 +66,14 @@ def record_status(
                 select(Patient).where(Patient.id == message.patient_id).with_for_update()
             ).first()
             if patient is not None:
-                _carrier_opt_out(session, rt, patient, now)
+                carrier_opt_out(session, rt, patient, now)
         log.info(
             "status.recorded", message_id=message.id, status=message.status, error_code=error_code
         )
         return True
 
 
-def _carrier_opt_out(session: Session, rt: Runtime, patient: Patient, now: datetime) -> None:
+def carrier_opt_out(session: Session, rt: Runtime, patient: Patient, now: datetime) -> None:
     """The carrier says the patient texted STOP: act on it as on a STOP, but say nothing."""
     opt_out(session, patient, now=now)
     conversation = session.exec(
