@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
-from bot.services import queries, schedule_admin
+from bot.services import queries, schedule_admin, staff_admin
 from bot.services.alerts import acknowledge
 from bot.services.enrolment import (
     InputError,
@@ -448,3 +448,50 @@ def patch_practice():
 @authenticated
 def get_instruments():
     return jsonify(queries.instruments_json(_runtime().catalogue))
+
+
+# -- the practice's staff: duty clinicians and escalation contacts ----------------------
+# Passwords are checked and hashed before the transaction (hashing is slow on purpose);
+# no answer ever carries a password hash.
+
+
+@bp.get("/staff")
+@authenticated
+def get_staff():
+    with transaction(_runtime().engine, read_only=True) as session:
+        return jsonify(staff_admin.list_staff(session, g.practice))
+
+
+@bp.post("/staff")
+@authenticated
+def post_staff():
+    new = staff_admin.check_new(_body())
+    password_hash = staff_admin.hash_password(new.password)
+    with transaction(_runtime().engine) as session:
+        user = staff_admin.create_staff(
+            session, g.practice, new, password_hash, now=_now(), actor=g.actor
+        )
+        body = staff_admin.staff_json(user)
+    return jsonify(body), 201
+
+
+@bp.patch("/staff/<staff_id>")
+@authenticated
+def patch_staff(staff_id: str):
+    changes = staff_admin.check_changes(_body())
+    password_hash = (
+        staff_admin.hash_password(changes.password) if changes.password is not None else None
+    )
+    with transaction(_runtime().engine) as session:
+        user = staff_admin.update_staff(
+            session, g.practice, staff_id, changes, password_hash, now=_now(), actor=g.actor
+        )
+        return jsonify(staff_admin.staff_json(user))
+
+
+@bp.delete("/staff/<staff_id>")
+@authenticated
+def delete_staff(staff_id: str):
+    with transaction(_runtime().engine) as session:
+        staff_admin.remove_staff(session, g.practice, staff_id, now=_now(), actor=g.actor)
+    return Response(status=204)

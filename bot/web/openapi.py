@@ -59,6 +59,35 @@ PENDING_ONLY = (
 )
 
 
+STAFF_ROLES = ["clinician", "admin"]
+STAFF_PROFILE: dict[str, Any] = {
+    "role": {"type": "string", "enum": STAFF_ROLES, "default": "clinician"},
+    "on_duty": {
+        "type": "boolean",
+        "default": False,
+        "description": "told of urgent alerts at once",
+    },
+    "escalation_contact": {
+        "type": "boolean",
+        "default": False,
+        "description": "told of urgent alerts nobody has acknowledged in time",
+    },
+    "mobile": {
+        "type": ["string", "null"],
+        "maxLength": 30,
+        "description": "a UK mobile in any common form, e.g. 07700 900123, for alert texts; "
+        "stored in E.164",
+    },
+    "password": {
+        "type": "string",
+        "minLength": 12,
+        "maxLength": 1024,
+        "writeOnly": True,
+        "description": "for the staff pages; never shown",
+    },
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -313,6 +342,58 @@ OPENAPI: dict[str, Any] = {
                     **UNAUTHORISED,
                     **UNPROCESSABLE,
                 },
+            },
+        },
+        "/api/v1/staff": {
+            "get": {
+                "summary": "The practice's staff, by e-mail address",
+                "description": "Who is on duty (told of urgent alerts at once) and who is an "
+                "escalation contact (told of urgent alerts nobody has acknowledged). Password "
+                "hashes are never shown.",
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Staff")}, "Staff"),
+                    **UNAUTHORISED,
+                },
+            },
+            "post": {
+                "summary": "Add a member of staff",
+                "description": "Without `password` the account cannot sign in until one is "
+                "set with PATCH. An e-mail address is used once across every practice.",
+                "requestBody": _body("StaffCreate"),
+                "responses": {
+                    "201": _json(_ref("Staff"), "Created"),
+                    **UNAUTHORISED,
+                    "422": _json(
+                        _ref("Error"),
+                        "Bad input (an e-mail address already in use, an empty name, an "
+                        "unknown role, a mobile that is not a UK mobile, a short password); "
+                        "`field` names what to fix",
+                    ),
+                },
+            },
+        },
+        "/api/v1/staff/{staff_id}": {
+            "patch": {
+                "summary": "Change a member of staff: duty, escalation, mobile, password",
+                "description": "Give only what changes. Setting a password signs them out "
+                "of the staff pages everywhere. The e-mail address cannot be changed.",
+                "parameters": [_path_id("staff_id")],
+                "requestBody": _body("StaffUpdate"),
+                "responses": {
+                    "200": _json(_ref("Staff"), "The member of staff as they are now"),
+                    **ERRORS,
+                    **UNPROCESSABLE,
+                },
+            },
+            "delete": {
+                "summary": "Remove a member of staff",
+                "description": "Someone who has never been sent an alert notice is deleted. "
+                "Someone who has is deactivated instead, so the record of who was told "
+                "stays: no longer on duty or an escalation contact, mobile cleared, unable "
+                "to sign in, their e-mail address free for reuse, and gone from the list. "
+                "Either way they answer 404 afterwards.",
+                "parameters": [_path_id("staff_id")],
+                "responses": {"204": {"description": "Removed"}, **ERRORS},
             },
         },
         "/api/v1/instruments": {
@@ -635,6 +716,53 @@ OPENAPI: dict[str, Any] = {
                         "description": "null to clear",
                     },
                 },
+            },
+            "Staff": {
+                "type": "object",
+                "required": [
+                    "id",
+                    "email",
+                    "name",
+                    "role",
+                    "on_duty",
+                    "escalation_contact",
+                    "mobile",
+                    "created_at",
+                ],
+                "properties": {
+                    "id": ID,
+                    "email": {"type": "string", "format": "email"},
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": STAFF_ROLES},
+                    "on_duty": {"type": "boolean"},
+                    "escalation_contact": {"type": "boolean"},
+                    "mobile": {"type": ["string", "null"], "description": "E.164"},
+                    "created_at": WHEN,
+                },
+            },
+            "StaffCreate": {
+                "type": "object",
+                "required": ["email", "name"],
+                "properties": {
+                    "email": {
+                        "type": "string",
+                        "format": "email",
+                        "maxLength": 254,
+                        "description": "signs them in and receives alert e-mails; stored in "
+                        "lower case; used once across every practice",
+                    },
+                    "name": {"type": "string", "minLength": 1, "maxLength": 120},
+                    **STAFF_PROFILE,
+                },
+            },
+            "StaffUpdate": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 120},
+                    **STAFF_PROFILE,
+                    "mobile": {**STAFF_PROFILE["mobile"], "description": "null to clear"},
+                },
+                "description": "Give one or more fields; `email` cannot be changed.",
             },
             "Instrument": {
                 "type": "object",
