@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
@@ -31,17 +31,10 @@ from bot.services.enrolment import (
 from bot.services.schedule_admin import Conflict
 from bot.store.db import transaction
 from bot.store.models import Practice
+from bot.web import context
 from bot.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _runtime():
-    return current_app.extensions["prombot.runtime"]
-
-
-def _now() -> datetime:
-    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
 
 
 def _error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
@@ -99,7 +92,7 @@ def authenticated(view):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _unauthorised()
-        with transaction(_runtime().engine, read_only=True) as session:
+        with transaction(context.runtime().engine, read_only=True) as session:
             found = practice_for_token(session, token.strip())
         if found is None:
             return _unauthorised()
@@ -145,7 +138,7 @@ def _date(value: Any, field: str) -> date | None:
         parsed = date.fromisoformat(str(value))
     except ValueError:
         raise InputError(field, f"{field} must be a date such as 1980-04-21") from None
-    if parsed > _now().date():
+    if parsed > context.now().date():
         raise InputError(field, f"{field} cannot be in the future")
     return parsed
 
@@ -180,7 +173,7 @@ def post_patient():
     if nhs_number is not None and not isinstance(nhs_number, str | int):
         raise InputError("nhs_number", "nhs_number must be text")
     language = _text(data, "language", required=False, limit=8) or "en"
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         patient = create_patient(
             session,
             g.practice,
@@ -189,7 +182,7 @@ def post_patient():
             nhs_number=str(nhs_number) if nhs_number is not None else None,
             date_of_birth=_date(data.get("date_of_birth"), "date_of_birth"),
             language=language,
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         body = queries.patient_json(patient)
@@ -199,7 +192,7 @@ def post_patient():
 @bp.get("/patients/<patient_id>")
 @authenticated
 def get_patient_view(patient_id: str):
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.patient_json(get_patient(session, g.practice, patient_id)))
 
 
@@ -213,17 +206,17 @@ def post_consultation():
     if not isinstance(continue_if_positive, bool):
         raise InputError("continue_if_positive", "continue_if_positive must be true or false")
     protocol = _text(data, "protocol", required=False, limit=60)
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         consultation, invitations = create_consultation(
             session,
             g.practice,
-            _runtime().catalogue,
+            context.runtime().catalogue,
             patient_id=patient_id,
             occurred_at=occurred_at,
             protocol=protocol,
             schedule=data.get("schedule"),
             continue_if_positive=continue_if_positive,
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         body = {
@@ -239,14 +232,14 @@ def post_consultation():
 @bp.get("/patients/<patient_id>/invitations")
 @authenticated
 def get_invitations(patient_id: str):
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.invitations_of(session, g.practice, patient_id))
 
 
 @bp.get("/patients/<patient_id>/results")
 @authenticated
 def get_results(patient_id: str):
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.results_of(session, g.practice, patient_id))
 
 
@@ -256,31 +249,31 @@ def get_alerts():
     status = request.args.get("status")
     if status not in (None, "open", "acknowledged"):
         raise InputError("status", "status must be open or acknowledged")
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.alerts_of(session, g.practice, status))
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
 @authenticated
 def post_acknowledge(alert_id: str):
-    with transaction(_runtime().engine) as session:
-        alert = acknowledge(session, g.practice, alert_id, actor=g.actor, now=_now())
+    with transaction(context.runtime().engine) as session:
+        alert = acknowledge(session, g.practice, alert_id, actor=g.actor, now=context.now())
         return jsonify(queries.alert_json(alert))
 
 
 @bp.get("/messages")
 @authenticated
 def get_messages():
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.messages_of(session, g.practice, request.args.get("patient_id")))
 
 
 @bp.get("/fhir/QuestionnaireResponse/<invitation_id>")
 @authenticated
 def get_questionnaire_response(invitation_id: str):
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         invitation = queries.get_invitation(session, g.practice, invitation_id)
-        document = questionnaire_response(session, _runtime().catalogue, invitation)
+        document = questionnaire_response(session, context.runtime().catalogue, invitation)
     response = jsonify(document)
     response.mimetype = "application/fhir+json"
     return response
@@ -294,7 +287,7 @@ def get_questionnaire_response(invitation_id: str):
 @bp.get("/protocols")
 @authenticated
 def get_protocols():
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(queries.protocols_of(session, g.practice))
 
 
@@ -302,15 +295,15 @@ def get_protocols():
 @authenticated
 def post_protocol():
     data = _body()
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         protocol = schedule_admin.create_protocol(
             session,
             g.practice,
-            _runtime().catalogue,
+            context.runtime().catalogue,
             name=data.get("name"),
             title=data.get("title"),
             schedule=data.get("schedule"),
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         body = queries.protocol_json(protocol)
@@ -321,14 +314,14 @@ def post_protocol():
 @authenticated
 def put_protocol(name: str):
     data = _body()
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         protocol = schedule_admin.update_protocol(
             session,
             g.practice,
-            _runtime().catalogue,
+            context.runtime().catalogue,
             name,
             changes=data,
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         return jsonify(queries.protocol_json(protocol))
@@ -337,8 +330,8 @@ def put_protocol(name: str):
 @bp.delete("/protocols/<name>")
 @authenticated
 def delete_protocol(name: str):
-    with transaction(_runtime().engine) as session:
-        schedule_admin.delete_protocol(session, g.practice, name, now=_now(), actor=g.actor)
+    with transaction(context.runtime().engine) as session:
+        schedule_admin.delete_protocol(session, g.practice, name, now=context.now(), actor=g.actor)
     return Response(status=204)
 
 
@@ -349,7 +342,7 @@ def delete_protocol(name: str):
 @bp.get("/consultations/<consultation_id>")
 @authenticated
 def get_consultation(consultation_id: str):
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         consultation = schedule_admin.get_consultation(session, g.practice, consultation_id)
         invitations = queries.invitations_of_consultation(session, consultation)
         return jsonify(queries.consultation_json(consultation, invitations))
@@ -358,9 +351,9 @@ def get_consultation(consultation_id: str):
 @bp.post("/consultations/<consultation_id>/cancel")
 @authenticated
 def cancel_consultation(consultation_id: str):
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         consultation, outcome = schedule_admin.cancel_consultation(
-            session, g.practice, consultation_id, now=_now(), actor=g.actor
+            session, g.practice, consultation_id, now=context.now(), actor=g.actor
         )
         return jsonify(_changed_consultation(session, consultation, outcome))
 
@@ -370,7 +363,7 @@ def cancel_consultation(consultation_id: str):
 def reschedule_consultation(consultation_id: str):
     data = _body()
     occurred_at = data.get("occurred_at")
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         consultation, outcome = schedule_admin.reschedule_consultation(
             session,
             g.practice,
@@ -381,7 +374,7 @@ def reschedule_consultation(consultation_id: str):
                 if occurred_at is not None
                 else None
             ),
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         return jsonify(_changed_consultation(session, consultation, outcome))
@@ -395,9 +388,9 @@ def _changed_consultation(session, consultation, outcome) -> dict[str, Any]:
 @bp.post("/invitations/<invitation_id>/cancel")
 @authenticated
 def cancel_invitation(invitation_id: str):
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         invitation = schedule_admin.cancel_invitation(
-            session, g.practice, invitation_id, now=_now(), actor=g.actor
+            session, g.practice, invitation_id, now=context.now(), actor=g.actor
         )
         return jsonify(queries.invitation_json(invitation))
 
@@ -410,13 +403,13 @@ def patch_invitation(invitation_id: str):
         if key != "due_at":
             hint = ": to cancel, POST /api/v1/invitations/{id}/cancel" if key == "status" else ""
             raise InputError(key, f"{key} cannot be changed here; only due_at can{hint}")
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         invitation = schedule_admin.move_invitation(
             session,
             g.practice,
             invitation_id,
             due_at=_datetime(data.get("due_at"), "due_at", g.practice.timezone),
-            now=_now(),
+            now=context.now(),
             actor=g.actor,
         )
         return jsonify(queries.invitation_json(invitation))
@@ -428,7 +421,7 @@ def patch_invitation(invitation_id: str):
 @bp.get("/practice")
 @authenticated
 def get_practice():
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         practice = session.get(Practice, g.practice.id)
         return jsonify(queries.practice_settings_json(practice))
 
@@ -437,9 +430,9 @@ def get_practice():
 @authenticated
 def patch_practice():
     data = _body()
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         practice = schedule_admin.update_settings(
-            session, g.practice, data, now=_now(), actor=g.actor
+            session, g.practice, data, now=context.now(), actor=g.actor
         )
         return jsonify(queries.practice_settings_json(practice))
 
@@ -447,7 +440,7 @@ def patch_practice():
 @bp.get("/instruments")
 @authenticated
 def get_instruments():
-    return jsonify(queries.instruments_json(_runtime().catalogue))
+    return jsonify(queries.instruments_json(context.runtime().catalogue))
 
 
 # -- the practice's staff: duty clinicians and escalation contacts ----------------------
@@ -458,7 +451,7 @@ def get_instruments():
 @bp.get("/staff")
 @authenticated
 def get_staff():
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         return jsonify(staff_admin.list_staff(session, g.practice))
 
 
@@ -467,9 +460,9 @@ def get_staff():
 def post_staff():
     new = staff_admin.check_new(_body())
     password_hash = staff_admin.hash_password(new.password)
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         user = staff_admin.create_staff(
-            session, g.practice, new, password_hash, now=_now(), actor=g.actor
+            session, g.practice, new, password_hash, now=context.now(), actor=g.actor
         )
         body = staff_admin.staff_json(user)
     return jsonify(body), 201
@@ -482,9 +475,9 @@ def patch_staff(staff_id: str):
     password_hash = (
         staff_admin.hash_password(changes.password) if changes.password is not None else None
     )
-    with transaction(_runtime().engine) as session:
+    with transaction(context.runtime().engine) as session:
         user = staff_admin.update_staff(
-            session, g.practice, staff_id, changes, password_hash, now=_now(), actor=g.actor
+            session, g.practice, staff_id, changes, password_hash, now=context.now(), actor=g.actor
         )
         return jsonify(staff_admin.staff_json(user))
 
@@ -492,6 +485,6 @@ def patch_staff(staff_id: str):
 @bp.delete("/staff/<staff_id>")
 @authenticated
 def delete_staff(staff_id: str):
-    with transaction(_runtime().engine) as session:
-        staff_admin.remove_staff(session, g.practice, staff_id, now=_now(), actor=g.actor)
+    with transaction(context.runtime().engine) as session:
+        staff_admin.remove_staff(session, g.practice, staff_id, now=context.now(), actor=g.actor)
     return Response(status=204)

@@ -8,7 +8,6 @@ bot's texts are read back from the message log, as a phone would show them.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from sqlmodel import col, select
@@ -18,6 +17,7 @@ from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.queries import iso
 from bot.store.db import transaction
 from bot.store.models import Conversation, Invitation, Message, Patient, Practice
+from bot.web import context
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 
@@ -26,14 +26,6 @@ bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 def _local_gateway_only() -> None:
     if current_app.config["SMS_GATEWAY"] != "local":
         abort(404)
-
-
-def _runtime():
-    return current_app.extensions["prombot.runtime"]
-
-
-def _now() -> datetime:
-    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
 
 
 def _patient(session, patient_id: str) -> tuple[Patient, Practice]:
@@ -46,7 +38,7 @@ def _patient(session, patient_id: str) -> tuple[Patient, Practice]:
 
 @bp.get("")
 def page() -> str:
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         rows = session.exec(
             select(Patient, Practice)
             .join(Practice, Practice.id == Patient.practice_id)
@@ -61,13 +53,13 @@ def page() -> str:
             }
             for p, pr in rows
         ]
-    instruments = [{"id": i.id, "title": i.title} for i in _runtime().catalogue.values()]
+    instruments = [{"id": i.id, "title": i.title} for i in context.runtime().catalogue.values()]
     return render_template("simulator.html", patients=patients, instruments=instruments)
 
 
 @bp.get("/messages")
 def messages():
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         patient, _ = _patient(session, request.args.get("patient_id", ""))
         rows = session.exec(
             select(Message)
@@ -104,10 +96,10 @@ def messages():
 def start():
     data = request.get_json(silent=True) or {}
     instrument = data.get("instrument")
-    if instrument not in _runtime().catalogue:
+    if instrument not in context.runtime().catalogue:
         return jsonify(error="choose a questionnaire"), 422
-    now = _now()
-    with transaction(_runtime().engine) as session:
+    now = context.now()
+    with transaction(context.runtime().engine) as session:
         patient, _ = _patient(session, data.get("patient_id", ""))
         if patient.opted_out:
             return jsonify(error="this patient has opted out: text START first"), 409
@@ -121,10 +113,10 @@ def start():
         )
         session.add(invitation)
     # The demo starts at once, even outside the practice's send window.
-    outcome = start_now(_runtime(), invitation.id, now)
+    outcome = start_now(context.runtime(), invitation.id, now)
     if outcome == "waiting":
         # leave nothing queued behind the open questionnaire in a demo
-        with transaction(_runtime().engine) as session:
+        with transaction(context.runtime().engine) as session:
             row = session.get(Invitation, invitation.id)
             if row is not None:
                 row.status = "cancelled"
@@ -138,7 +130,7 @@ def send():
     text = data.get("text")
     if not isinstance(text, str):
         return jsonify(error="text is required"), 422
-    with transaction(_runtime().engine, read_only=True) as session:
+    with transaction(context.runtime().engine, read_only=True) as session:
         patient, practice = _patient(session, data.get("patient_id", ""))
         sms = InboundSms(
             sid=f"SM{uuid.uuid4().hex}",
@@ -146,5 +138,5 @@ def send():
             to=practice.sms_number,
             body=text,
         )
-    outcome = handle_inbound(_runtime(), sms, _now())
+    outcome = handle_inbound(context.runtime(), sms, context.now())
     return jsonify(replies=outcome.replies)

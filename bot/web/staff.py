@@ -21,7 +21,7 @@ import hmac
 import threading
 import time
 from collections import OrderedDict, deque
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -60,6 +60,7 @@ from bot.store.models import (
     ResultRecord,
     StaffUser,
 )
+from bot.web import context
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 login_manager = LoginManager()
@@ -133,7 +134,7 @@ def _load_user(session_id: str) -> StaffPrincipal | None:
     user_id, _, tag = session_id.partition(".")
     if not user_id or not tag:
         return None
-    with transaction(_runtime().engine, read_only=True) as db:
+    with transaction(context.runtime().engine, read_only=True) as db:
         user = db.get(StaffUser, user_id)
         if user is None or not hmac.compare_digest(tag, _password_tag(user.password_hash)):
             return None
@@ -199,14 +200,6 @@ class LogoutForm(FlaskForm):
 
 
 # -- plumbing ------------------------------------------------------------------------------
-
-
-def _runtime():
-    return current_app.extensions["prombot.runtime"]
-
-
-def _now() -> datetime:
-    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
 
 
 @bp.before_request
@@ -317,14 +310,14 @@ def login():
 
 
 def _check_password(email: str, password: str) -> StaffPrincipal | None:
-    with transaction(_runtime().engine, read_only=True) as db:
+    with transaction(context.runtime().engine, read_only=True) as db:
         user = db.exec(select(StaffUser).where(func.lower(StaffUser.email) == email)).first()
         practice = db.get(Practice, user.practice_id) if user else None
     # Outside any transaction (hashing is slow on purpose), and the same work either way.
     matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     if user is None:
         return None
-    with transaction(_runtime().engine) as db:
+    with transaction(context.runtime().engine) as db:
         audit.record(
             db,
             practice_id=user.practice_id,
@@ -332,7 +325,7 @@ def _check_password(email: str, password: str) -> StaffPrincipal | None:
             action="staff.signed_in" if matches else "staff.sign_in_failed",
             subject_type="staff_user",
             subject_id=user.id,
-            now=_now(),
+            now=context.now(),
         )
     return StaffPrincipal(user, practice) if matches and practice else None
 
@@ -344,7 +337,7 @@ def logout():
             return redirect(url_for("staff.login"))
         return render_template("staff/logout.html", form=LogoutForm())
     if current_user.is_authenticated:
-        with transaction(_runtime().engine) as db:
+        with transaction(context.runtime().engine) as db:
             audit.record(
                 db,
                 practice_id=current_user.practice_id,
@@ -352,7 +345,7 @@ def logout():
                 action="staff.signed_out",
                 subject_type="staff_user",
                 subject_id=current_user.id,
-                now=_now(),
+                now=context.now(),
             )
         logout_user()
     session.clear()
@@ -367,7 +360,7 @@ def logout():
 @login_required
 def alerts():
     severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
-    with transaction(_runtime().engine, read_only=True) as db:
+    with transaction(context.runtime().engine, read_only=True) as db:
         practice = _practice(db)
         base = (
             select(Alert, Patient)
@@ -396,7 +389,7 @@ def alerts():
 @bp.get("/alerts/<alert_id>")
 @login_required
 def alert(alert_id: str):
-    with transaction(_runtime().engine, read_only=True) as db:
+    with transaction(context.runtime().engine, read_only=True) as db:
         practice = _practice(db)
         row = queries.get_alert(db, practice, alert_id)
         patient = db.get(Patient, row.patient_id)
@@ -426,10 +419,10 @@ def acknowledge_alert(alert_id: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
         abort(400)
-    with transaction(_runtime().engine) as db:
+    with transaction(context.runtime().engine) as db:
         practice = _practice(db)
         before = queries.get_alert(db, practice, alert_id).status
-        acknowledge(db, practice, alert_id, actor=f"user:{current_user.id}", now=_now())
+        acknowledge(db, practice, alert_id, actor=f"user:{current_user.id}", now=context.now())
     if before != "acknowledged":
         flash("Alert acknowledged. Escalation has stopped.", "info")
     else:
@@ -456,7 +449,7 @@ def _who(db, practice: Practice, actor: str | None) -> str | None:
 @bp.get("/patients/<patient_id>")
 @login_required
 def patient(patient_id: str):
-    with transaction(_runtime().engine, read_only=True) as db:
+    with transaction(context.runtime().engine, read_only=True) as db:
         practice = _practice(db)
         person = get_patient(db, practice, patient_id)
         results = [

@@ -8,7 +8,6 @@ with nothing stored and nothing sent.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from functools import wraps
 
 import structlog
@@ -18,6 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.status import record_status
+from bot.web import context
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 # Twilio's SIDs are two letters and 32 hex digits; allow some slack, never more than we store.
@@ -40,10 +40,6 @@ def signed_by_twilio(view):
     return wrapper
 
 
-def _now() -> datetime:
-    return current_app.config.get("PROMBOT_CLOCK", lambda: datetime.now(UTC))()
-
-
 @bp.post("/inbound")
 @signed_by_twilio
 def inbound() -> Response:
@@ -56,7 +52,7 @@ def inbound() -> Response:
     if not SID.fullmatch(sid) or not form.get("From") or not form.get("To"):
         abort(400)
     outcome = handle_inbound(
-        current_app.extensions["prombot.runtime"],
+        context.runtime(),
         InboundSms(
             sid=sid,
             from_=form["From"],
@@ -64,7 +60,7 @@ def inbound() -> Response:
             body=form.get("Body", ""),
             num_media=num_media,
         ),
-        _now(),
+        context.now(),
     )
     response = MessagingResponse()
     for text in outcome.replies:
@@ -81,10 +77,10 @@ def status() -> Response:
         abort(400)
     error = form.get("ErrorCode") or ""
     record_status(
-        current_app.extensions["prombot.runtime"],
+        context.runtime(),
         sid=sid,
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
         error_code=int(error) if ERROR_CODE.fullmatch(error) else None,
-        now=_now(),
+        now=context.now(),
     )
     return Response(status=204)
