@@ -73,11 +73,13 @@ def _run(name: str, service: Callable[[Runtime, datetime], Any], runtime: Runtim
     """One job run; an error is logged and the job runs again next time."""
     try:
         result = service(runtime, datetime.now(UTC))
-    except Exception:
-        log.exception("scheduler.job_failed", job=name)
+    except Exception as exc:
+        # the error's class only: its message and traceback may quote personal data
+        log.error("scheduler.job_failed", job=name, error=type(exc).__name__)
         return
-    if isinstance(result, dict) and any(result.values()):
-        log.info("scheduler.job_done", job=name, **{k: v for k, v in result.items() if v})
+    counts = {k: v for k, v in (result or {}).items() if isinstance(v, int) and v}
+    if counts:
+        log.info("scheduler.job_done", job=name, **counts)
 
 
 def intervals_from_config(text: str | None) -> dict[str, int]:

@@ -276,9 +276,10 @@ def _send_batch(
         except SendError as exc:
             _bump(counts, _record_failure(rt, claim, exc, now, settings, rng))
             held.add(claim.phone)
-        except Exception:
+        except Exception as exc:
             # We cannot tell whether the text left: it stays in flight, to be looked up.
-            log.exception("outbox.send_crashed", message_id=claim.id)
+            # Only the error's class is logged: its message may quote the number or text.
+            log.error("outbox.send_crashed", message_id=claim.id, error=type(exc).__name__)
             _bump(counts, "in_doubt")
             held.add(claim.phone)
         else:
