@@ -27,21 +27,9 @@ from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from tests.e2e.browser import TIMEOUT_MS, chromium_page, sync_api
 
-CHROMIUM = os.environ.get("PROMBOT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEMO_TOKEN = "pb_demo_token_do_not_use_in_production"
-TIMEOUT_MS = 15_000  # a bound on waiting for the page, not an expectation of speed
 START_TIMEOUT = 60
 # The console script next to this Python, as a practice runs it.
 _SCRIPT = Path(sys.executable).with_name("prombot")
@@ -157,21 +145,9 @@ def sqlite_server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[sync_api.Page]:
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing: run scripts/ensure-chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1000, "height": 900})
-            context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
-            context.close()
-        finally:
-            browser.close()
+def page() -> Iterator[sync_api.Page]:
+    with chromium_page(width=1000) as page:
+        yield page
 
 
 def test_simulator_completes_a_phq9_in_the_browser(

@@ -32,22 +32,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import chromium_page, sync_api
 from tests.service.alerting import Mailbox, free_port, smtp_server
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("PROMBOT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000  # a bound on waiting for the page, not an expectation of speed
 START_TIMEOUT = 60
 CLINICIAN = "dr.riley@demo.prombot.test"
 PASSWORD = "demo-password"
@@ -190,21 +177,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[sync_api.Page]:
-    if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing: run scripts/ensure-chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1100, "height": 900})
-            context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
-            context.close()
-        finally:
-            browser.close()
+def page() -> Iterator[sync_api.Page]:
+    with chromium_page(width=1100) as page:
+        yield page
 
 
 def _risk_text(server: Server, patient_id: str) -> None:
