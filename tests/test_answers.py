@@ -191,7 +191,8 @@ AUDITC_REPLIES = [
     (AUDIT_UNITS, "10 or more", 4),
     (AUDIT_UNITS, "e", 4),
     (AUDIT_UNITS, "f", None),
-    (AUDIT_UNITS, "3 or 4", None),
+    (AUDIT_UNITS, "3 or 4", 1),  # both numbers in the "3 to 4" range: option B
+    (AUDIT_UNITS, "4 or 5", None),  # across two ranges
     (AUDIT_HEAVY, "d", 3),
     (AUDIT_HEAVY, "weekly", 3),
     (AUDIT_HEAVY, "daily", 4),

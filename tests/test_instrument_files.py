@@ -281,6 +281,24 @@ def _band(band_id: str, low: int, high: int) -> dict:
     return {"id": band_id, "label": band_id.title(), "min": low, "max": high}
 
 
+def _both(*mutations):
+    def mutate(data: dict) -> None:
+        for mutation in mutations:
+            mutation(data)
+
+    return mutate
+
+
+def _crisis_flag(item: str, severity: str = "routine", above: int = 0) -> dict:
+    return {
+        "id": "risk",
+        "severity": severity,
+        "immediate": True,
+        "crisis_signposting": True,
+        "when": {"item_above": {"item": item, "value": above}},
+    }
+
+
 # name, mutation, words the fault must contain
 BAD_FILES = [
     (
@@ -385,6 +403,39 @@ BAD_FILES = [
         "GSM-7 extension characters in an item",
         _set("items.1.text", "I felt tired [most days]"),
         "extension characters",
+    ),
+    (
+        "unknown vocabulary",
+        _set("option_sets.freq.vocabulary", "how_often_words"),
+        "option set 'freq' uses unknown vocabulary 'how_often_words'",
+    ),
+    (
+        "vocabulary for other options",
+        _set("option_sets.freq.vocabulary", "frequency"),
+        "vocabulary 'frequency' has words for 'Not at all', which is not one of its options",
+    ),
+    (
+        "safety-critical item without a crisis flag",
+        _set("items.0.safety_critical", True),
+        "item 'low' is safety_critical but no immediate flag with crisis_signposting",
+    ),
+    (
+        "crisis flag on an item not marked safety-critical",
+        _append("flags", _crisis_flag("tired", "urgent")),
+        "sends the crisis message on an answer to item 'tired': mark the item safety_critical",
+    ),
+    (
+        "safety-critical item whose crisis flag is not urgent",
+        _both(_set("items.1.safety_critical", True), _append("flags", _crisis_flag("tired"))),
+        "item 'tired' is safety_critical but its crisis flag 'risk' is not urgent",
+    ),
+    (
+        "safety-critical item with no safe answer",
+        _both(
+            _set("items.1.safety_critical", True),
+            _append("flags", _crisis_flag("tired", "urgent", above=-1)),
+        ),
+        "every answer raises its crisis flag",
     ),
     ("misspelt field", _set("flagz", []), "flagz"),
     ("missing items", lambda data: data.pop("items"), "items: Field required"),

@@ -1,8 +1,10 @@
 """Loading questionnaire files into a checked catalogue.
 
-The six shipped instruments live beside this module; a practice may add its
-own by putting files in folders named by configuration (``PROMBOT_INSTRUMENTS_DIRS``
-in the shell). Every file is validated on load, and any fault is raised as
+The six shipped instruments live beside this module, and the shared
+vocabularies of everyday answers in ``vocabulary/`` beside them; a practice
+may add its own of either by putting files in folders named by configuration
+(``PROMBOT_INSTRUMENTS_DIRS`` in the shell; vocabularies in a ``vocabulary``
+folder inside). Every file is validated on load, and any fault is raised as
 ``InstrumentFileError`` naming the file and the fault, so a bad file stops the
 service at start-up rather than at a patient's third answer.
 """
@@ -16,9 +18,13 @@ import yaml
 from pydantic import ValidationError
 
 from bot.instruments.schema import Instrument
+from bot.instruments.vocabulary import Vocabulary
 
 BUILTIN_DIR = Path(__file__).parent
+VOCABULARY_FOLDER = "vocabulary"
 SUFFIXES = (".yaml", ".yml")
+
+Vocabularies = Mapping[str, Vocabulary]
 
 
 class InstrumentFileError(Exception):
@@ -30,21 +36,92 @@ class InstrumentFileError(Exception):
         self.fault = fault
 
 
-def load_file(path: Path) -> Instrument:
+def _read_mapping(path: Path, what: str) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InstrumentFileError(path, f"cannot be read: {exc}") from None
     if not isinstance(data, dict):
-        raise InstrumentFileError(path, "is not a mapping of instrument fields")
+        raise InstrumentFileError(path, f"is not a mapping of {what} fields")
+    return data
+
+
+def _faults(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def load_vocabulary(path: Path) -> Vocabulary:
+    """One vocabulary file, checked on its own (its id is its file name)."""
+    data = _read_mapping(path, "vocabulary")
     try:
-        return Instrument.model_validate(data)
+        vocabulary = Vocabulary.model_validate(data)
     except ValidationError as exc:
-        faults = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise InstrumentFileError(path, faults) from None
+        raise InstrumentFileError(path, _faults(exc)) from None
+    if vocabulary.id != path.stem:
+        raise InstrumentFileError(path, f"id {vocabulary.id!r} is not the file's name")
+    return vocabulary
+
+
+def load_vocabularies(folders: Iterable[Path]) -> dict[str, Vocabulary]:
+    """Every vocabulary in the ``vocabulary`` folder of each folder given; ids must be unique."""
+    found: dict[str, Vocabulary] = {}
+    paths: dict[str, Path] = {}
+    for folder in folders:
+        inside = folder / VOCABULARY_FOLDER
+        if not inside.is_dir():
+            continue
+        for path in sorted(inside.iterdir()):
+            if path.suffix not in SUFFIXES:
+                continue
+            vocabulary = load_vocabulary(path)
+            if vocabulary.id in found:
+                raise InstrumentFileError(
+                    path,
+                    f"vocabulary {vocabulary.id!r} is already defined by {paths[vocabulary.id]}",
+                )
+            found[vocabulary.id] = vocabulary
+            paths[vocabulary.id] = path
+    return found
+
+
+def _with_vocabularies(
+    path: Path, instrument: Instrument, vocabularies: Vocabularies
+) -> Instrument:
+    option_sets = {}
+    for name, option_set in instrument.option_sets.items():
+        if option_set.vocabulary is None:
+            option_sets[name] = option_set
+            continue
+        vocabulary = vocabularies.get(option_set.vocabulary)
+        if vocabulary is None:
+            known = ", ".join(sorted(vocabularies)) or "none"
+            raise InstrumentFileError(
+                path,
+                f"option set {name!r} uses unknown vocabulary {option_set.vocabulary!r} "
+                f"(known: {known})",
+            )
+        try:
+            option_sets[name] = option_set.with_vocabulary(vocabulary)
+        except ValueError as exc:
+            raise InstrumentFileError(path, f"option set {name!r}: {exc}") from None
+    return instrument.model_copy(update={"option_sets": option_sets})
+
+
+def load_file(path: Path, vocabularies: Vocabularies | None = None) -> Instrument:
+    """One questionnaire file, checked, with its option sets' vocabularies attached.
+
+    ``vocabularies`` defaults to the shipped ones.
+    """
+    data = _read_mapping(path, "instrument")
+    try:
+        instrument = Instrument.model_validate(data)
+    except ValidationError as exc:
+        raise InstrumentFileError(path, _faults(exc)) from None
+    if vocabularies is None:
+        vocabularies = builtin_vocabularies()
+    return _with_vocabularies(path, instrument, vocabularies)
 
 
 class Catalogue(Mapping[str, Instrument]):
@@ -88,17 +165,23 @@ class Catalogue(Mapping[str, Instrument]):
 
 
 def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> Catalogue:
-    """The shipped instruments plus any in ``extra_dirs``; ids must be unique."""
+    """The shipped instruments plus any in ``extra_dirs``; ids must be unique.
+
+    Vocabularies come from the ``vocabulary`` folder beside the shipped files
+    and inside each extra folder, and any instrument may use any of them.
+    """
     instruments: dict[str, Instrument] = {}
     paths: dict[str, str] = {}
     folders = [BUILTIN_DIR, *(Path(d) for d in extra_dirs)]
     for folder in folders:
         if not folder.is_dir():
             raise InstrumentFileError(folder, "is not a folder of questionnaire files")
+    vocabularies = load_vocabularies(folders)
+    for folder in folders:
         for path in sorted(folder.iterdir()):
             if path.suffix not in SUFFIXES:
                 continue
-            instrument = load_file(path)
+            instrument = load_file(path, vocabularies)
             if instrument.id in instruments:
                 raise InstrumentFileError(
                     path, f"id {instrument.id!r} is already used by {paths[instrument.id]}"
@@ -109,6 +192,15 @@ def load_catalogue(extra_dirs: Iterable[Path | str] = ()) -> Catalogue:
 
 
 _default: Catalogue | None = None
+_default_vocabularies: dict[str, Vocabulary] | None = None
+
+
+def builtin_vocabularies() -> dict[str, Vocabulary]:
+    """The shipped vocabularies, loaded once."""
+    global _default_vocabularies
+    if _default_vocabularies is None:
+        _default_vocabularies = load_vocabularies([BUILTIN_DIR])
+    return _default_vocabularies
 
 
 def builtin_catalogue() -> Catalogue:

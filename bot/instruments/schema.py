@@ -12,11 +12,12 @@ import itertools
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bot.instruments import rules as r
 from bot.instruments.gsm7 import non_gsm7_characters
-from bot.instruments.rules import Rule
+from bot.instruments.rules import Facts, Rule
+from bot.instruments.vocabulary import Vocabulary, normalise
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -48,11 +49,65 @@ class OptionSet(_Model):
 
     keys: Literal["numbers", "letters"] = "numbers"
     options: tuple[Option, ...]
+    vocabulary: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="a shared vocabulary of everyday words for these options (vocabulary/*.yaml)",
+    )
+    # Filled by the loader from the named vocabulary: phrase -> value, and number suffixes.
+    _everyday: dict[str, int] = PrivateAttr(default_factory=dict)
+    _number_suffixes: tuple[str, ...] = PrivateAttr(default=())
 
     def key_of(self, option: Option) -> str:
         if self.keys == "numbers":
             return str(option.value)
         return "ABCDEFGHIJ"[self.options.index(option)]
+
+    def own_phrases(self) -> dict[str, int]:
+        """The set's own words (labels and synonyms), normalised, with their values."""
+        return {
+            normalise(words): option.value
+            for option in self.options
+            for words in (option.label, *option.synonyms)
+        }
+
+    def phrases(self) -> dict[str, int]:
+        """Every phrase that names one option: the set's own words and its vocabulary's."""
+        return {**self._everyday, **self.own_phrases()}
+
+    @property
+    def number_suffixes(self) -> tuple[str, ...]:
+        return self._number_suffixes
+
+    def with_vocabulary(self, vocabulary: Vocabulary) -> OptionSet:
+        """A copy that also understands the vocabulary's phrases; ValueError if they clash."""
+        by_label = {normalise(o.label): o for o in self.options}
+        own = self.own_phrases()
+        labels = {o.value: o.label for o in self.options}
+        problems = []
+        everyday: dict[str, int] = {}
+        for label in vocabulary.options:
+            if normalise(label) not in by_label:
+                problems.append(
+                    f"vocabulary {vocabulary.id!r} has words for {label!r}, which is not one of "
+                    f"its options ({', '.join(o.label for o in self.options)})"
+                )
+        for phrase, label in vocabulary.phrases().items():
+            option = by_label.get(normalise(label))
+            if option is None:
+                continue
+            if phrase in own and own[phrase] != option.value:
+                problems.append(
+                    f"vocabulary {vocabulary.id!r} gives {phrase!r} to {option.label!r} but "
+                    f"the option set gives it to {labels[own[phrase]]!r}"
+                )
+            everyday[phrase] = option.value
+        if problems:
+            raise ValueError("; ".join(problems))
+        resolved = self.model_copy()
+        resolved._everyday = everyday
+        resolved._number_suffixes = tuple(normalise(s) for s in vocabulary.number_suffixes)
+        return resolved
 
 
 class Item(_Model):
@@ -62,6 +117,13 @@ class Item(_Model):
     scored: bool = True
     ask_when: Rule | None = None
     loinc: str | None = None
+    safety_critical: bool = Field(
+        default=False,
+        description=(
+            "a risk question (PHQ-9 item 9): any reply that is not clearly a safe answer "
+            "gets the crisis message and raises the item's crisis flag"
+        ),
+    )
 
 
 class Band(_Model):
@@ -160,6 +222,29 @@ class Instrument(_Model):
         high = sum(max(o.value for o in self.options_for(i)) for i in self.scored_item_ids)
         return low, high
 
+    def crisis_flag_for(self, item_id: str) -> Flag | None:
+        """The immediate, crisis-signposting flag that some answer to this item raises alone."""
+        for flag in self.flags:
+            if flag.immediate and flag.crisis_signposting and self._raises(flag, item_id):
+                return flag
+        return None
+
+    def safe_values(self, item_id: str) -> frozenset[int]:
+        """The answers to an item that raise no crisis flag: a clear "not at all" for item 9."""
+        crisis = [f for f in self.flags if f.immediate and f.crisis_signposting]
+        return frozenset(
+            o.value
+            for o in self.options_for(item_id)
+            if not any(self._fires(f, item_id, o.value) for f in crisis)
+        )
+
+    def _fires(self, flag: Flag, item_id: str, value: int) -> bool:
+        facts = Facts(answers={item_id: value}, scored_items=self.scored_item_ids)
+        return flag.when.evaluate(facts)
+
+    def _raises(self, flag: Flag, item_id: str) -> bool:
+        return any(self._fires(flag, item_id, o.value) for o in self.options_for(item_id))
+
     def band_for(self, total: int) -> Band:
         for band in self.bands:
             if band.min <= total <= band.max:
@@ -225,10 +310,48 @@ class Instrument(_Model):
         for flag in self.flags:
             if flag.immediate and (flag.when.bands() or _reads_total(flag.when)):
                 problems.append(f"flag {flag.id!r} is immediate but needs the total")
+        problems += self._check_safety_items()
         problems += self._check_text()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _check_safety_items(self) -> list[str]:
+        """A risk item says so, and has an urgent crisis flag and a clear safe answer.
+
+        The engine's rule for a safety-critical item (anything but a clear safe
+        answer gets the crisis message and the flag) needs both; and an item
+        whose answer alone sends the crisis message must be marked, so that a
+        worded reply to it can never slip through as "not understood".
+        """
+        problems = []
+        crisis = [f for f in self.flags if f.immediate and f.crisis_signposting]
+        for item in self.items:
+            raised_by = [f for f in crisis if self._raises(f, item.id)]
+            if raised_by and not item.safety_critical:
+                problems.append(
+                    f"flag {raised_by[0].id!r} sends the crisis message on an answer to item "
+                    f"{item.id!r}: mark the item safety_critical: true"
+                )
+            if not item.safety_critical:
+                continue
+            if not raised_by:
+                problems.append(
+                    f"item {item.id!r} is safety_critical but no immediate flag with "
+                    "crisis_signposting is raised by its answers"
+                )
+                continue
+            if raised_by[0].severity != "urgent":
+                problems.append(
+                    f"item {item.id!r} is safety_critical but its crisis flag "
+                    f"{raised_by[0].id!r} is not urgent"
+                )
+            if not self.safe_values(item.id):
+                problems.append(
+                    f"item {item.id!r} is safety_critical but every answer raises its crisis "
+                    "flag, so no reply is a clear safe answer"
+                )
+        return problems
 
     def _check_bands(self) -> list[str]:
         low, high = self.total_range
