@@ -41,11 +41,13 @@ LONGEST_PHONE = "+44 (0)1632 960 1234"
 assert len(LONGEST_NAME) == 60 and len(LONGEST_PHONE) == 20
 
 CONTEXTS = {
+    # Scotland has the longest crisis lines (tests/test_signposting.py checks every nation)
     "longest name and phone, score shown": Context(
         practice_name=LONGEST_NAME,
         practice_phone=LONGEST_PHONE,
         show_score=True,
         continue_if_positive=True,
+        nation="SCT",
     ),
     "longest name, no phone": Context(practice_name=LONGEST_NAME),
     "short name": Context(practice_name="Dr Ali", practice_phone="01632 960123"),
@@ -134,6 +136,9 @@ def _messages_for(context: Context) -> Iterator[tuple[str, str]]:
     yield "safety", m.safety(context)
     yield "help", m.help_text(context)
     yield "help when closed", m.help_when_closed(context)
+    yield "help with nothing open", m.help_nothing_open(context)
+    yield "media only", m.media_only()
+    yield "stranger", m.stranger(context.nation)
     yield "paused", m.paused(context)
     yield "already paused", m.already_paused()
     yield "callback, question open", m.callback(context, question_open=True)
@@ -162,6 +167,7 @@ CONTEXT_BUILDERS = [
     m.safety,
     m.help_text,
     m.help_when_closed,
+    m.help_nothing_open,
     m.callback,
     m.opted_out,
     m.opted_in,
@@ -178,7 +184,7 @@ def test_context_messages_name_the_practice(builder, context_name):
     assert context.practice_name in builder(context)
 
 
-HELPFUL_BUILDERS = [m.help_text, m.help_when_closed, m.closed, m.nothing_open]
+HELPFUL_BUILDERS = [m.help_text, m.help_when_closed, m.help_nothing_open, m.closed, m.nothing_open]
 
 
 @pytest.mark.parametrize("builder", HELPFUL_BUILDERS, ids=lambda f: f.__name__)
@@ -188,8 +194,8 @@ def test_help_and_closed_give_the_practice_phone_when_known(builder):
 
 @pytest.mark.parametrize("builder", [m.safety, *HELPFUL_BUILDERS], ids=lambda f: f.__name__)
 def test_help_safety_and_closed_give_the_crisis_numbers(builder):
-    text = builder(CONTEXTS["short name"])
-    for words in ("999", "A&E", "NHS 111", "option 2", "Samaritans 116 123"):
+    text = builder(CONTEXTS["short name"])  # England by default
+    for words in ("999", "A&E", "NHS 111 (mental health option)", "Samaritans 116 123"):
         assert words in text
 
 
@@ -303,6 +309,8 @@ PROBES = [
     ["nonsense"],
     ["nonsense", "nonsense", "nonsense", "nonsense"],
     ["\U0001f600", "22", "x" * 1600],
+    [PatientText(text="", media=1)],
+    [PatientText(text="2", media=2)],
     ["I want to die"],
     ["I want to die", "nonsense"],
     [R],
@@ -409,7 +417,8 @@ OPENINGS = {
     "reprompt offering a call": "Or reply CALL",
     "help_when_closed": "Your questionnaire has finished",
     "safety": "If you are thinking of harming yourself",
-    "help": "Reply with your answer's number or letter",
+    "help": "Answer with a number or letter",
+    "media_only": "we can only read text",
     "score shown": " score is ",
 }
 

@@ -32,8 +32,10 @@ from bot.flows import (
     resume,
     start,
 )
-from bot.flows.commands import WORDS
-from bot.flows.events import AnswerRecorded, ContinuedTo, Event, Reply
+from bot.flows.commands import WORDS, Command, command_in
+from bot.flows.events import AnswerRecorded, ContinuedTo, Event, FlagRaised, Reply
+from bot.flows.risk import mentions_risk
+from bot.flows.signposting import NATIONS, crisis_lines
 from bot.instruments import builtin_catalogue
 from bot.instruments.gsm7 import BASIC, MAX_SEPTETS, is_gsm7, non_gsm7_characters, septets
 
@@ -86,8 +88,8 @@ ODD_TEXTS = [
     "2 or 3",
     "22",
     "-1",
-    "stop it",
-    "I said please stop",
+    "I can't stop worrying",
+    "stop worrying",
     "x" * 1600,
     "2" * 1600,
     "Several days " * 123,
@@ -222,3 +224,106 @@ def test_every_reply_is_gsm7_and_at_most_two_sms_segments(instrument_id, data):
         for reply in (e for e in events if isinstance(e, Reply)):
             assert is_gsm7(reply.text), (reply.kind, non_gsm7_characters(reply.text))
             assert septets(reply.text) <= MAX_SEPTETS, (reply.kind, septets(reply.text))
+
+
+# -- the self-harm item, whatever the words ----------------------------------------------
+
+SAFETY_ITEM = "self_harm"
+ITEM_9_SAMPLES = sorted(
+    {
+        *_answer_texts("phq9"),
+        *WORDS,
+        *RISK_TEXTS,
+        *ODD_TEXTS,
+        "yes",
+        "yes please",
+        "a bit",
+        "a little",
+        "not really",
+        "no not really",
+        "maybe",
+        "sometimes",
+        "all the time",
+        "nope",
+        "nah",
+        "not once",
+        "no never",
+        "0 thanks",
+        "zero",
+        "4",
+        "-0",
+        "0 or 1",
+        "stop texting me",
+        "no more texts",
+        "I can't stop thinking about it",
+        "not at all but I want to die",
+    }
+)
+# Commands that only show a question (this one again, or the one before): not a reply to it.
+SHOWS_A_QUESTION = {Command.BACK, Command.REPEAT, Command.START}
+
+
+def _at_item_9(nation: str, paused: bool) -> ConversationState:
+    context = Context(
+        practice_name="Riverside Surgery", practice_phone="01632 960123", nation=nation
+    )
+    state, _ = start("phq9", CATALOGUE, context, T0)
+    for minute, answer in enumerate(["1", "0", "2", "0", "1", "0", "3", "0"], start=1):
+        state, _ = resume(
+            state, CATALOGUE, PatientText(text=answer), T0 + timedelta(minutes=minute)
+        )
+    assert state.current_item == SAFETY_ITEM
+    if paused:
+        state, _ = resume(state, CATALOGUE, PatientText(text="LATER"), T0 + timedelta(minutes=9))
+    return state
+
+
+AT_ITEM_9 = {(n, p): _at_item_9(n, p) for n in NATIONS for p in (False, True)}
+
+item_9_texts = st.one_of(
+    st.sampled_from(ITEM_9_SAMPLES),
+    st.text(max_size=40),
+    st.tuples(st.sampled_from(ITEM_9_SAMPLES), st.sampled_from(ITEM_9_SAMPLES)).map(" ".join),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=item_9_texts,
+    nation=st.sampled_from(NATIONS),
+    paused=st.booleans(),
+    media=st.sampled_from([0, 0, 0, 1]),
+)
+def test_any_text_at_item_9_not_read_as_zero_gets_the_crisis_text_in_the_very_next_reply(
+    text, nation, paused, media
+):
+    """Safety never depends on the patient's wording.
+
+    At PHQ-9 item 9, every text is one of: a command that only shows a
+    question (BACK, REPEAT, START: the patient is still to answer it); read
+    as 0 with no risk words (no flag, no crisis text); or anything else at
+    all, which gets the crisis lines of the practice's nation in the very
+    next reply and raises self_harm_risk, urgent, with the patient's words.
+    """
+    state = ConversationState.from_json(AT_ITEM_9[nation, paused].to_json())
+    _, events = resume(
+        state, CATALOGUE, PatientText(text=text, media=media), T0 + timedelta(hours=1)
+    )
+    replies = [e for e in events if isinstance(e, Reply)]
+    flags = [e for e in events if isinstance(e, FlagRaised)]
+    read_as_zero = any(
+        isinstance(e, AnswerRecorded) and e.item == SAFETY_ITEM and e.value == 0 for e in events
+    )
+    if command_in(text) in SHOWS_A_QUESTION:
+        assert not flags
+        return
+    if read_as_zero and not mentions_risk(text):
+        assert not flags
+        assert all(crisis_lines(nation) not in r.text for r in replies)
+        return
+    assert replies, "a reply at item 9 is never met with silence"
+    assert replies[0].kind == "safety"
+    assert crisis_lines(nation) in replies[0].text
+    assert any(
+        f.flag == "self_harm_risk" and f.severity == "urgent" and f.patient_words for f in flags
+    )

@@ -128,12 +128,19 @@ def _replies(events):
     return [e for e in events if isinstance(e, Reply)]
 
 
-def test_the_safety_message_gives_the_uk_crisis_numbers_and_says_the_practice_will_be_told():
+def test_the_safety_message_gives_englands_crisis_numbers_and_says_the_practice_will_be_told():
     state, _ = start("gad7", CATALOGUE, CONTEXT, NOW)
     _, events = resume(state, CATALOGUE, PatientText(text="I want to die"), NOW)
     safety = [r.text for r in _replies(events) if r.kind == "safety"]
     assert len(safety) == 1
-    for words in ("999", "A&E", "111", "option 2", "Samaritans", "116 123", "Riverside Surgery"):
+    for words in (
+        "999",
+        "A&E",
+        "NHS 111 (mental health option)",
+        "Samaritans 116 123",
+        "text SHOUT to 85258",
+        "Riverside Surgery",
+    ):
         assert words in safety[0]
 
 

@@ -6,8 +6,9 @@ Nothing here touches Flask, a database, Twilio, a clock or the environment;
 
 from bot.flows.engine import outcome, resume, start
 from bot.flows.events import Event
-from bot.flows.inbound import ExpiryDue, Inbound, PatientText, ReminderDue
+from bot.flows.outside import respond_to_stranger, respond_without_conversation
 from bot.flows.state import Context, ConversationState, Result, Status
+from bot.flows.stimuli import ExpiryDue, Inbound, PatientText, ReminderDue
 
 __all__ = [
     "Context",
@@ -20,6 +21,8 @@ __all__ = [
     "Result",
     "Status",
     "outcome",
+    "respond_to_stranger",
+    "respond_without_conversation",
     "resume",
     "start",
 ]

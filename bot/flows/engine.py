@@ -30,14 +30,13 @@ from bot.flows.events import (
     ResultRecorded,
     Resumed,
 )
-from bot.flows.inbound import ExpiryDue, Inbound, PatientText, ReminderDue
-from bot.flows.risk import mentions_risk
+from bot.flows.outside import outside_questionnaire, with_media_notice
+from bot.flows.risk import SELF_HARM_RISK, mentions_risk
 from bot.flows.state import Context, ConversationState, Result, Status
+from bot.flows.stimuli import ExpiryDue, Inbound, PatientText, ReminderDue
 from bot.instruments.rules import Facts
 from bot.instruments.schema import Instrument
 from bot.instruments.scoring import applicable, immediate_flags, score
-
-SELF_HARM_RISK = "self_harm_risk"
 
 Catalogue = Mapping[str, Instrument]
 
@@ -81,7 +80,7 @@ def resume(
     if isinstance(inbound, ExpiryDue):
         return state, _expire(state, catalogue, now)
     assert isinstance(inbound, PatientText)
-    return state, _on_text(state, catalogue, instrument, inbound.text, now)
+    return state, _on_text(state, catalogue, instrument, inbound, now)
 
 
 # -- patient texts ---------------------------------------------------------------
@@ -91,58 +90,101 @@ def _on_text(
     state: ConversationState,
     catalogue: Catalogue,
     instrument: Instrument,
-    text: str,
+    inbound: PatientText,
     now: datetime,
 ) -> list[Event]:
+    if not state.is_open:
+        return _on_text_when_closed(state, inbound)
+    text = inbound.text
     command = command_in(text)
     events: list[Event] = []
     if command is None and mentions_risk(text):
-        events += _raise_flag(state, SELF_HARM_RISK, "urgent", "risk_phrase")
-        if not state.opted_out:
-            events.append(Reply(kind="safety", text=messages.safety(state.context)))
+        events += _raise_flag(state, SELF_HARM_RISK, "urgent", "risk_phrase", words=text)
+        events.append(Reply(kind="safety", text=messages.safety(state.context)))
+    safety_item = _safety_item(state, instrument)
 
-    if state.opted_out:
-        if command == Command.START:
-            state.opted_out = False
-            return [*events, OptedIn(), _reply("confirmation", messages.opted_in(state.context))]
-        return events  # an opted-out patient hears nothing but START's answer
-
-    if not state.is_open:
-        if events and command is None:
-            return events  # the crisis message says all that needs saying
-        return events + _on_text_when_closed(state, command)
+    if not text.strip() and inbound.media:
+        # a picture with no words: nothing to read, nothing to resume
+        if safety_item and not events:
+            events += _unclear_at_safety_item(state, instrument, _words(inbound))
+            events.append(_reply("question", messages.question(instrument, safety_item)))
+        return with_media_notice(events, inbound)
 
     if command is not None:
-        return events + _on_command(state, catalogue, instrument, command, now)
+        if safety_item and command not in SHOWS_THE_QUESTION:
+            events += _unclear_at_safety_item(state, instrument, text)
+        events += _on_command(state, catalogue, instrument, command, now)
+        return with_media_notice(events, inbound)
 
     if state.status == Status.PAUSED:
         state.status = Status.ACTIVE
         events.append(Resumed())
         item = _current(state)
-        if read_answer(text, instrument.option_set_for(item)) is None:
+        if read_answer(text, instrument.option_set_for(item)) is None and not safety_item:
             # a "hello again" rather than an answer: show where they were
-            return [*events, _reply("question", messages.welcome_back(instrument, item))]
+            events.append(_reply("question", messages.welcome_back(instrument, item)))
+            return with_media_notice(events, inbound)
 
     risk_seen = any(isinstance(e, Reply) and e.kind == "safety" for e in events)
-    return events + _on_answer(state, catalogue, instrument, text, now, risk_seen=risk_seen)
+    events += _on_answer(state, catalogue, instrument, text, now, risk_seen=risk_seen)
+    return with_media_notice(events, inbound)
 
 
-def _on_text_when_closed(state: ConversationState, command: Command | None) -> list[Event]:
-    context = state.context
-    if command == Command.STOP:
-        state.opted_out = True
-        return [OptedOut(), _reply("confirmation", messages.opted_out(context))]
-    if command == Command.START:
-        return [_reply("confirmation", messages.already_opted_in())]
-    if command == Command.HELP:
-        return [_reply("help", messages.help_when_closed(context))]
-    if command == Command.CALL:
-        state.callback_requested = True
-        return [
-            CallbackRequested(),
-            _reply("confirmation", messages.callback(context, question_open=False)),
-        ]
-    return [_reply("closed", messages.closed(context))]
+# Commands that only show the question again (or go back to the one before):
+# at a safety-critical item they are not a reply to it, so they raise nothing.
+SHOWS_THE_QUESTION = frozenset({Command.BACK, Command.REPEAT, Command.START})
+
+
+def _safety_item(state: ConversationState, instrument: Instrument) -> str | None:
+    """The current item when it is safety-critical (PHQ-9 item 9), else None."""
+    item = state.current_item
+    if state.is_open and item is not None and instrument.item(item).safety_critical:
+        return item
+    return None
+
+
+def _words(inbound: PatientText) -> str:
+    return inbound.text if inbound.text.strip() else "(no words: a picture or other attachment)"
+
+
+def _unclear_at_safety_item(
+    state: ConversationState, instrument: Instrument, words: str
+) -> list[Event]:
+    """Any reply at a safety-critical item that is not a clear safe answer: flag, crisis text.
+
+    "yes", "a bit", "not really", a picture, LATER, STOP, HELP, CALL: whatever
+    the words, the crisis message goes at once and a clinician is told, with
+    the patient's own words. The caller then does what the reply asked (asks
+    the question again, pauses, opts out...).
+    """
+    item = _current(state)
+    flag = instrument.crisis_flag_for(item)
+    assert flag is not None, "the loader checks every safety-critical item has a crisis flag"
+    words = words if words.strip() else "(an empty message)"
+    return [
+        *_raise_flag(state, flag.id, flag.severity, "unclear_answer", item=item, words=words),
+        Reply(kind="safety", text=messages.safety(state.context)),
+    ]
+
+
+def _on_text_when_closed(state: ConversationState, inbound: PatientText) -> list[Event]:
+    events = outside_questionnaire(
+        state.context,
+        inbound,
+        opted_out=state.opted_out,
+        help_text=messages.help_when_closed,
+        nothing_to_answer=messages.closed,
+    )
+    for event in events:
+        if isinstance(event, OptedOut):
+            state.opted_out = True
+        elif isinstance(event, OptedIn):
+            state.opted_out = False
+        elif isinstance(event, CallbackRequested):
+            state.callback_requested = True
+        elif isinstance(event, FlagRaised) and event.flag not in state.raised_flags:
+            state.raised_flags.append(event.flag)
+    return events
 
 
 def _on_command(
@@ -220,10 +262,18 @@ def _on_answer(
             # The crisis message has just gone; ask again gently, without "sorry".
             return [_reply("question", messages.question(instrument, item))]
         state.invalid_streak += 1
+        rejected = AnswerRejected(
+            instrument=instrument.id, item=item, raw_text=text, attempts=state.invalid_streak
+        )
+        if _safety_item(state, instrument):
+            # Not a clear "not at all": crisis message and flag first, then ask again.
+            return [
+                rejected,
+                *_unclear_at_safety_item(state, instrument, text),
+                _reply("question", messages.question(instrument, item)),
+            ]
         return [
-            AnswerRejected(
-                instrument=instrument.id, item=item, raw_text=text, attempts=state.invalid_streak
-            ),
+            rejected,
             _reply(
                 "reprompt",
                 messages.reprompt(
@@ -246,7 +296,7 @@ def _on_answer(
     ]
     for flag_id in immediate_flags(instrument, {item: value}):
         flag = next(f for f in instrument.flags if f.id == flag_id)
-        events += _raise_flag(state, flag.id, flag.severity, "item_answer", item=item)
+        events += _raise_flag(state, flag.id, flag.severity, "item_answer", item=item, words=text)
         if flag.crisis_signposting and not risk_seen:
             events.append(Reply(kind="safety", text=messages.safety(state.context)))
             risk_seen = True
@@ -317,7 +367,14 @@ def _remind(state: ConversationState, instrument: Instrument) -> list[Event]:
 def _expire(state: ConversationState, catalogue: Catalogue, now: datetime) -> list[Event]:
     if not state.is_open:
         return []
-    return _finish(state, catalogue, catalogue[state.stage], now, status="expired")
+    instrument = catalogue[state.stage]
+    events: list[Event] = []
+    item = _safety_item(state, instrument)
+    flag = instrument.crisis_flag_for(item) if item else None
+    if flag is not None and flag.id not in state.raised_flags:
+        # They left at the self-harm question and never came back: a clinician should know.
+        events += _raise_flag(state, flag.id, flag.severity, "left_unanswered", item=item)
+    return events + _finish(state, catalogue, instrument, now, status="expired")
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -392,10 +449,19 @@ def _raise_flag(
     reason: str,
     *,
     item: str | None = None,
+    words: str | None = None,
 ) -> list[Event]:
     if flag not in state.raised_flags:
         state.raised_flags.append(flag)
-    return [FlagRaised(flag=flag, severity=severity, reason=reason, item=item)]  # type: ignore[arg-type]
+    return [
+        FlagRaised(
+            flag=flag,
+            severity=severity,  # type: ignore[arg-type]
+            reason=reason,  # type: ignore[arg-type]
+            item=item,
+            patient_words=words,
+        )
+    ]
 
 
 def _next_item(

@@ -54,14 +54,29 @@ class AnswerRejected(_Event):
     attempts: int
 
 
+FlagReason = Literal[
+    "item_answer",  # an answer to an item made the flag's rule true
+    "risk_phrase",  # words of suicide or self-harm, anywhere
+    "score",  # the total or band at the end
+    "unclear_answer",  # a reply at a safety-critical item that was not a clear safe answer
+    "left_unanswered",  # the questionnaire expired waiting at a safety-critical item
+]
+
+
 class FlagRaised(_Event):
-    """A concern a clinician must see. ``reason`` says why, without health detail."""
+    """A concern a clinician must see.
+
+    ``reason`` says why, without health detail. ``patient_words`` is the text
+    that raised it, word for word, for the clinician's alert page and the API
+    only: the shell never puts it in a notification.
+    """
 
     type: Literal["flag_raised"] = "flag_raised"
     flag: str
     severity: Literal["urgent", "routine", "information"]
-    reason: Literal["item_answer", "risk_phrase", "score"]
+    reason: FlagReason
     item: str | None = None
+    patient_words: str | None = None
 
 
 class ResultRecorded(_Event):

@@ -9,11 +9,15 @@ which tests/test_messages.py checks for every item of every instrument.
 from __future__ import annotations
 
 from bot.flows.answers import answer_hint
+from bot.flows.signposting import Nation, crisis_lines, text_line
 from bot.flows.state import Context
 from bot.instruments.gsm7 import MAX_SEPTETS, septets
 from bot.instruments.schema import Instrument
 
-CRISIS_LINES = "In an emergency call 999 or go to A&E. NHS 111 (option 2) or Samaritans 116 123."
+
+def _crisis(context: Context) -> str:
+    """999/A&E, the practice's nation's mental health line, Samaritans (crisis_lines.yaml)."""
+    return crisis_lines(context.nation)
 
 
 def _contact(context: Context) -> str:
@@ -99,23 +103,30 @@ def reprompt(
 def safety(context: Context) -> str:
     return (
         "If you are thinking of harming yourself, please get help now. "
-        f"{CRISIS_LINES} "
+        f"{_crisis(context)} {text_line()} "
         f"We will let {context.practice_name} know so they can contact you."
     )
 
 
 def help_text(context: Context) -> str:
     return (
-        "Reply with your answer's number or letter. BACK: change last answer. "
-        "REPEAT: see question again. LATER: pause. STOP: opt out. "
-        f"Contact {_contact(context)}. {CRISIS_LINES}"
+        "Answer with a number or letter. BACK: change answer. "
+        "REPEAT: show question. LATER: pause. STOP: opt out. "
+        f"Contact {_contact(context)}. {_crisis(context)}"
     )
 
 
 def help_when_closed(context: Context) -> str:
     return (
         "Your questionnaire has finished; thank you. Reply STOP to get no more texts from us. "
-        f"Questions? Contact {_contact(context)}. {CRISIS_LINES}"
+        f"Questions? Contact {_contact(context)}. {_crisis(context)}"
+    )
+
+
+def help_nothing_open(context: Context) -> str:
+    return (
+        "You have no questionnaire to answer just now. Reply STOP to get no more texts from us. "
+        f"Questions? Contact {_contact(context)}. {_crisis(context)}"
     )
 
 
@@ -198,12 +209,29 @@ def thanks(context: Context, instrument: Instrument, total: int | None) -> str:
 def nothing_open(context: Context) -> str:
     return (
         "Thank you for your message. You have no questionnaire to answer just now. "
-        f"If you need help, contact {_contact(context)}. {CRISIS_LINES}"
+        f"If you need help, contact {_contact(context)}. {_crisis(context)}"
     )
 
 
 def closed(context: Context) -> str:
     return (
         "This questionnaire has finished, so we can't read your reply. "
-        f"If you need help, contact {_contact(context)}. {CRISIS_LINES}"
+        f"If you need help, contact {_contact(context)}. {_crisis(context)}"
+    )
+
+
+def media_only() -> str:
+    """A picture, voice note or other attachment: the questionnaire needs words."""
+    return "Sorry, we can only read text, not pictures or other attachments. Please reply in words."
+
+
+def stranger(nation: Nation) -> str:
+    """To a number we do not know: nothing about who we serve, only where to get help.
+
+    ``nation`` is the nation of the practice whose number was texted (UK when
+    the number is not a practice's).
+    """
+    return (
+        "Sorry, this number cannot reply to messages. If you need medical help, contact your "
+        f"GP practice. {crisis_lines(nation)}"
     )

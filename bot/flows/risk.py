@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+SELF_HARM_RISK = "self_harm_risk"
+"""The flag a risk phrase raises, anywhere, in any state."""
+
 _PATTERNS = [
     r"(?:want|wanted|wanting|wanna|going|ready|deserve|deserved|wish)(?: to)? (?:die|be dead)",
     r"wish i (?:was|were) dead",

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.flows.signposting import Nation
 from bot.instruments.gsm7 import is_gsm7
 
 
@@ -37,6 +38,10 @@ class Context(BaseModel):
         default=False, description="a positive screen goes straight on to the full instrument"
     )
     show_score: bool = Field(default=False, description="tell the patient their total at the end")
+    nation: Nation = Field(
+        default="ENG",
+        description="where the practice is, for crisis signposting (UK: not known, UK-wide lines)",
+    )
 
     def model_post_init(self, _: object) -> None:
         for name in ("practice_name", "practice_phone"):

@@ -1,4 +1,8 @@
-"""What can move a conversation on: a patient's text, or a timer the shell runs."""
+"""What can move a conversation on: a patient's text, or a timer the shell runs.
+
+(Named for what they are to the engine, stimuli, so that it is not confused
+with ``bot/services/inbound.py``, the shell's use case for an inbound SMS.)
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,15 @@ class _Inbound(BaseModel):
 
 
 class PatientText(_Inbound):
-    """An SMS from the patient (any text at all, including empty)."""
+    """An SMS from the patient (any text at all, including empty).
+
+    ``media`` counts the pictures or other attachments it came with (an MMS):
+    the engine cannot read them and says so.
+    """
 
     type: Literal["text"] = "text"
     text: str
+    media: int = Field(default=0, ge=0)
 
 
 class ReminderDue(_Inbound):
