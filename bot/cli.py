@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup
 from bot.app import create_app
 from bot.flows import Context, PatientText, outcome, resume, start
 from bot.flows.events import Reply
+from bot.flows.signposting import NATIONS
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
 from bot.services.demo import seed_demo
@@ -122,6 +123,13 @@ def score_command(instrument_id: str, values: tuple[str, ...]) -> None:
 @click.option("--practice-phone", default="01632 960123", show_default=True)
 @click.option("--continue", "continue_if_positive", is_flag=True, help="screen, then full form")
 @click.option("--show-score", is_flag=True, help="tell the patient their score at the end")
+@click.option(
+    "--nation",
+    type=click.Choice(NATIONS, case_sensitive=False),
+    default="ENG",
+    show_default=True,
+    help="the practice's nation, for crisis signposting (UK: not known)",
+)
 def chat_command(
     instrument_id: str,
     as_json: bool,
@@ -129,6 +137,7 @@ def chat_command(
     practice_phone: str,
     continue_if_positive: bool,
     show_score: bool,
+    nation: str,
 ) -> None:
     """Play the patient in a terminal: each line you type is a text message."""
     catalogue = _catalogue()
@@ -140,6 +149,7 @@ def chat_command(
             practice_phone=practice_phone or None,
             continue_if_positive=continue_if_positive,
             show_score=show_score,
+            nation=nation.upper(),
         )
     except ValueError as exc:
         _fail(str(exc).splitlines()[0])

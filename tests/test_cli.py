@@ -287,6 +287,22 @@ def test_chat_sends_crisis_signposting_and_the_result_carries_the_flag(run):
     assert result["flags"] == ["self_harm_risk"]
 
 
+@pytest.mark.parametrize(
+    ("nation", "line"),
+    [("NIR", "Lifeline 0808 808 8000"), ("wls", "NHS 111 Wales (press 2)"), ("ENG", "NHS 111")],
+)
+def test_chat_signposts_by_the_nation_given(run, nation, line):
+    done = run("chat", "gad7", "--nation", nation, stdin="I want to end it all\n")
+    assert line in done.stdout
+    if nation == "NIR":
+        assert "111" not in done.stdout
+
+
+def test_chat_with_an_unknown_nation_exits_non_zero(run):
+    done = run("chat", "gad7", "--nation", "FRA")
+    assert done.returncode != 0
+
+
 def test_chat_stopped_part_way_reports_opted_out_with_no_total(run):
     done = run("chat", "gad7", "--json", stdin="1\n2\nSTOP\n")
     assert "You have opted out" in done.stdout

@@ -25,8 +25,8 @@ Every reply a patient can get comes from the engine, so the shell's cases have
 transcripts too: ``without_conversation: {opted_out: false}`` (instead of
 ``instrument`` and ``opening``) plays texts from a known patient with nothing
 open through ``respond_without_conversation``, carrying opt-outs from step to
-step as the shell does; ``stranger: {nation: NIR}`` plays texts from an
-unknown number through ``respond_to_stranger``.
+step as the shell does; ``stranger: true`` plays texts from an unknown
+number through ``respond_to_stranger``.
 
 ``UPDATE_GOLDEN=1 pytest tests/test_conversations.py`` rewrites the ``opening``,
 ``bot`` and ``events`` of each step from what the engine now does, in place,
@@ -116,7 +116,7 @@ def _load(path: Path) -> dict[str, Any]:
         assert set(data["without_conversation"]) == {"opted_out"}, f"{path.name}: opted_out"
         assert "opening" not in keys and "result" not in keys, f"{path.name}: nothing opens"
     else:
-        assert set(data["stranger"]) == {"nation"}, f"{path.name}: stranger: {{nation: ...}}"
+        assert data["stranger"] is True, f"{path.name}: stranger: true"
         assert keys == {"description", "stranger", "steps"}, (
             f"{path.name}: a stranger has no context"
         )
@@ -231,7 +231,7 @@ class _Player:
             self.state, events = resume(restored, self.catalogue, inbound, now)
             return events
         if "stranger" in self.data:
-            return respond_to_stranger(self.data["stranger"]["nation"])
+            return respond_to_stranger()
         assert self.context is not None
         events = respond_without_conversation(self.context, inbound, opted_out=self.opted_out)
         for event in events:  # as the shell stores it on the patient

@@ -138,7 +138,7 @@ def _messages_for(context: Context) -> Iterator[tuple[str, str]]:
     yield "help when closed", m.help_when_closed(context)
     yield "help with nothing open", m.help_nothing_open(context)
     yield "media only", m.media_only()
-    yield "stranger", m.stranger(context.nation)
+    yield "stranger", m.stranger()
     yield "paused", m.paused(context)
     yield "already paused", m.already_paused()
     yield "callback, question open", m.callback(context, question_open=True)

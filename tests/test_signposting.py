@@ -96,10 +96,10 @@ def test_every_crisis_message_carries_the_nations_lines(builder, nation):
     assert crisis_lines(nation) in builder(Context(practice_name="Dr Ali", nation=nation))
 
 
-@pytest.mark.parametrize("nation", NATIONS)
-def test_a_stranger_gets_the_nations_lines_in_one_segment_pair(nation):
-    text = m.stranger(nation)
-    assert crisis_lines(nation) in text
+def test_a_stranger_gets_the_uk_wide_lines_which_say_nothing_of_where_the_number_is():
+    text = m.stranger()
+    assert crisis_lines("UK") in text
+    assert "111" not in text
     assert is_gsm7(text) and septets(text) <= MAX_SEPTETS
 
 

@@ -9,7 +9,7 @@ which tests/test_messages.py checks for every item of every instrument.
 from __future__ import annotations
 
 from bot.flows.answers import answer_hint
-from bot.flows.signposting import Nation, crisis_lines, text_line
+from bot.flows.signposting import crisis_lines, text_line
 from bot.flows.state import Context
 from bot.instruments.gsm7 import MAX_SEPTETS, septets
 from bot.instruments.schema import Instrument
@@ -225,13 +225,10 @@ def media_only() -> str:
     return "Sorry, we can only read text, not pictures or other attachments. Please reply in words."
 
 
-def stranger(nation: Nation) -> str:
+def stranger() -> str:
     """To a number we do not know: nothing about who we serve, only where to get help.
 
-    ``nation`` is the nation of the practice whose number was texted (UK when
-    the number is not a practice's).
+    UK-wide lines (999, A&E, Samaritans), right in every nation: lines for the
+    practice's nation would tell a stranger where the number they texted is.
     """
-    return (
-        "Sorry, this number cannot reply to messages. If you need medical help, contact your "
-        f"GP practice. {crisis_lines(nation)}"
-    )
+    return f"Sorry, this number cannot reply. Please contact your GP practice. {crisis_lines('UK')}"

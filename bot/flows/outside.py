@@ -24,7 +24,6 @@ from bot.flows.events import (
     Reply,
 )
 from bot.flows.risk import SELF_HARM_RISK, mentions_risk
-from bot.flows.signposting import Nation
 from bot.flows.state import Context
 from bot.flows.stimuli import PatientText
 
@@ -42,9 +41,12 @@ def respond_without_conversation(
     )
 
 
-def respond_to_stranger(nation: Nation) -> list[Event]:
-    """A text from a number that is not a patient of the practice texted (or of any)."""
-    return [Reply(kind="closed", text=messages.stranger(nation))]
+def respond_to_stranger() -> list[Event]:
+    """A text from a number that is not a patient of the practice texted (or of any).
+
+    The same words whatever was texted and whichever number it was sent to.
+    """
+    return [Reply(kind="closed", text=messages.stranger())]
 
 
 def outside_questionnaire(

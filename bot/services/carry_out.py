@@ -117,6 +117,8 @@ def carry_out(
                     severity=event.severity,
                     reason=event.reason,
                     now=now,
+                    item=event.item,
+                    patient_words=event.patient_words,
                 )
                 if alert:
                     effects.alerts.append(alert)
@@ -150,6 +152,9 @@ def carry_out(
     return effects
 
 
+MAX_PATIENT_WORDS = 4000  # characters kept on one alert; every text is in the message log too
+
+
 def _raise_alert(
     session: Session,
     *,
@@ -159,13 +164,24 @@ def _raise_alert(
     severity: str,
     reason: str,
     now: datetime,
+    item: str | None = None,
+    patient_words: str | None = None,
 ) -> Alert | None:
-    """One open alert per flag per invitation (per patient when there is no invitation)."""
+    """One open alert per flag per invitation (per patient when there is no invitation).
+
+    A later reply that raises the same flag while the alert is open adds its
+    words to it ("yes", then "a bit"): the clinician sees every reply that
+    raised it, in order, on one alert.
+    """
     query = select(Alert).where(
         Alert.patient_id == patient.id, Alert.flag == flag, Alert.status == "open"
     )
     query = query.where(Alert.invitation_id == (invitation.id if invitation else None))
-    if session.exec(query).first() is not None:
+    existing = session.exec(query).first()
+    if existing is not None:
+        if patient_words is not None:
+            existing.patient_words = _more_words(existing.patient_words, patient_words)
+        existing.item = existing.item or item
         return None
     alert = Alert(
         practice_id=patient.practice_id,
@@ -174,6 +190,8 @@ def _raise_alert(
         flag=flag,
         severity=severity,
         reason=reason,
+        item=item,
+        patient_words=_more_words(None, patient_words) if patient_words is not None else None,
         created_at=now,
     )
     session.add(alert)
@@ -188,6 +206,14 @@ def _raise_alert(
         now=now,
     )
     return alert
+
+
+def _more_words(words: str | None, more: str) -> str:
+    """The words so far with one more reply, one reply a line, kept to a bounded length."""
+    joined = more if not words else f"{words}\n{more}"
+    if len(joined) <= MAX_PATIENT_WORDS:
+        return joined
+    return joined[: MAX_PATIENT_WORDS - 1] + "\u2026"
 
 
 def opt_out(session: Session, patient: Patient, *, now: datetime) -> None:

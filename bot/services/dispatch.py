@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from bot.flows import start
 from bot.services import audit
 from bot.services.carry_out import carry_out
-from bot.services.inbound import practice_context
 from bot.services.outbox import send_outbox
+from bot.services.practice_context import practice_context
 from bot.services.runtime import Runtime
 from bot.services.send_window import SendWindow
 from bot.services.timers import first_reminder_at

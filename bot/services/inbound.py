@@ -8,6 +8,11 @@ Guarantees, each with a test:
   together are applied one after the other;
 - quiet to strangers: an unknown number learns nothing about who we serve;
 - safe: a risk phrase reaches a clinician whatever state the patient is in.
+
+Every reply comes from the engine (``bot/flows``): a conversation's from
+``resume``, a known patient's with nothing open from
+``respond_without_conversation``, a stranger's from ``respond_to_stranger``.
+This module only finds, locks, stores and hands on.
 """
 
 from __future__ import annotations
@@ -19,28 +24,23 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.flows import Context, ConversationState, PatientText, resume
-from bot.flows import messages as texts
-from bot.flows.commands import Command, command_in
-from bot.flows.engine import SELF_HARM_RISK
-from bot.flows.events import Event, FlagRaised, OptedIn, OptedOut, Reply
-from bot.flows.risk import mentions_risk
+from bot.flows import (
+    ConversationState,
+    PatientText,
+    respond_to_stranger,
+    respond_without_conversation,
+    resume,
+)
+from bot.flows.events import Reply
 from bot.identifiers import normalise_e164
 from bot.services.carry_out import Effects, carry_out
+from bot.services.practice_context import practice_context, with_current_nation
 from bot.services.runtime import Runtime
 from bot.services.timers import StaleConversation, after_patient_text, save_state
 from bot.store.db import transaction
 from bot.store.models import Conversation, Invitation, Message, Patient, Practice
 
 log = structlog.get_logger(__name__)
-
-UNKNOWN_SENDER_REPLY = (
-    "Sorry, this number cannot reply to messages. If you need medical help, contact your "
-    "GP practice or call NHS 111. In an emergency call 999."
-)
-MEDIA_REPLY = (
-    "Sorry, we can only read text, not pictures or other attachments. Please reply in words."
-)
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,6 @@ class InboundOutcome:
     replies: list[str]
     replayed: bool = False
     alert_ids: tuple[str, ...] = ()
-
-
-def practice_context(practice: Practice, *, continue_if_positive: bool = False) -> Context:
-    return Context(
-        practice_name=practice.name,
-        practice_phone=practice.contact_phone,
-        continue_if_positive=continue_if_positive,
-    )
 
 
 def handle_inbound(rt: Runtime, sms: InboundSms, now: datetime) -> InboundOutcome:
@@ -150,18 +142,23 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
 
     if practice is None or patient is None:
         log.info("inbound.unknown_sender", message_sid=sms.sid, known_practice=bool(practice))
-        reply = Message(
-            practice_id=practice.id if practice else None,
-            direction="outbound",
-            phone=phone,
-            body=UNKNOWN_SENDER_REPLY,
-            in_reply_to=inbound.id,
-            status="sent",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(reply)
-        return InboundOutcome(replies=[UNKNOWN_SENDER_REPLY])
+        events = respond_to_stranger()
+        replies = [e.text for e in events if isinstance(e, Reply)]
+        for position, text in enumerate(replies, start=1):
+            session.add(
+                Message(
+                    practice_id=practice.id if practice else None,
+                    direction="outbound",
+                    phone=phone,
+                    body=text,
+                    in_reply_to=inbound.id,
+                    position=position,
+                    status="sent",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return InboundOutcome(replies=replies)
 
     conversation = session.exec(
         select(Conversation)
@@ -173,12 +170,12 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
         conversation = None  # texting another practice's number: not that conversation
     if conversation is not None:
         inbound.conversation_id = conversation.id
-    media_notice = [Reply(kind="reprompt", text=MEDIA_REPLY)] if sms.num_media > 0 else []
+    text = PatientText(text=sms.body, media=max(sms.num_media, 0))
 
-    if patient.opted_out:
-        media_notice = []  # an opted-out patient hears nothing but START's answer
     if patient.opted_out or conversation is None:
-        events = media_notice + _without_conversation(patient, practice, sms.body)
+        events = respond_without_conversation(
+            practice_context(practice), text, opted_out=patient.opted_out
+        )
         effects = carry_out(
             session, events, patient=patient, inbound=inbound, now=now, reply_status="sent"
         )
@@ -193,12 +190,8 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
         return _outcome(effects)
 
     invitation = session.get(Invitation, conversation.invitation_id)
-    state = ConversationState.from_json(conversation.state_json)
-    if sms.num_media > 0 and not sms.body.strip():
-        events: list[Event] = media_notice
-    else:
-        state, events = resume(state, rt.catalogue, PatientText(text=sms.body), now)
-        events = media_notice + events
+    state = with_current_nation(ConversationState.from_json(conversation.state_json), practice)
+    state, events = resume(state, rt.catalogue, text, now)
     # the patient has answered: both the reminder and the expiry clocks start again
     save_state(
         session,
@@ -225,30 +218,6 @@ def _handle(session: Session, rt: Runtime, sms: InboundSms, now: datetime) -> In
         events=[e.type for e in events],
     )
     return _outcome(effects)
-
-
-def _without_conversation(patient: Patient, practice: Practice, body: str) -> list[Event]:
-    """Texts from a known patient with no questionnaire open, or who opted out."""
-    context = practice_context(practice)
-    command = command_in(body)
-    events: list[Event] = []
-    if command is None and mentions_risk(body):
-        events.append(FlagRaised(flag=SELF_HARM_RISK, severity="urgent", reason="risk_phrase"))
-        if not patient.opted_out:
-            events.append(Reply(kind="safety", text=texts.safety(context)))
-    if patient.opted_out:
-        if command == Command.START:
-            events += [OptedIn(), Reply(kind="confirmation", text=texts.opted_in(context))]
-        return events  # an opted-out patient hears nothing but START's answer
-    if command == Command.STOP:
-        return [*events, OptedOut(), Reply(kind="confirmation", text=texts.opted_out(context))]
-    if command == Command.START:
-        return [*events, Reply(kind="confirmation", text=texts.already_opted_in())]
-    if command == Command.HELP:
-        return [*events, Reply(kind="help", text=texts.help_text(context))]
-    if events:
-        return events
-    return [Reply(kind="closed", text=texts.nothing_open(context))]
 
 
 def _outcome(effects: Effects) -> InboundOutcome:

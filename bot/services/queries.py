@@ -11,6 +11,7 @@ from bot.instruments import Catalogue
 from bot.services.enrolment import NotFound, get_patient, looks_like_id
 from bot.store.models import (
     Alert,
+    Answer,
     Consultation,
     Invitation,
     Message,
@@ -76,6 +77,8 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "flag": alert.flag,
         "severity": alert.severity,
         "reason": alert.reason,
+        "item": alert.item,
+        "patient_words": alert.patient_words,
         "status": alert.status,
         "created_at": iso(alert.created_at),
         "acknowledged_at": iso(alert.acknowledged_at),
@@ -147,6 +150,31 @@ def get_alert(session: Session, practice: Practice, alert_id: str) -> Alert:
     if alert is None or alert.practice_id != practice.id:
         raise NotFound(alert_id)
     return alert
+
+
+def answer_behind_alert(session: Session, alert: Alert) -> Answer | None:
+    """The answer now recorded at the alert's question, if any.
+
+    Shown beside the patient's words: "yes" raised the alert, "0" is what was
+    recorded afterwards; a clinician must see both.
+    """
+    if alert.item is None or alert.invitation_id is None:
+        return None
+    return session.exec(
+        select(Answer)
+        .where(Answer.invitation_id == alert.invitation_id)
+        .where(Answer.item == alert.item)
+        .where(Answer.superseded == False)  # noqa: E712
+        .order_by(col(Answer.answered_at).desc(), col(Answer.id))
+    ).first()
+
+
+def option_label(catalogue: Catalogue, instrument: str, item: str, value: int) -> str | None:
+    """The words of the option an answer chose ("Not at all"), if the instrument is known."""
+    if instrument not in catalogue or item not in catalogue[instrument].item_ids:
+        return None
+    options = catalogue[instrument].options_for(item)
+    return next((o.label for o in options if o.value == value), None)
 
 
 def get_invitation(session: Session, practice: Practice, invitation_id: str) -> Invitation:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select, update
 from bot.flows import ConversationState, ExpiryDue, ReminderDue, resume
 from bot.flows.events import Event
 from bot.services.carry_out import carry_out
+from bot.services.practice_context import with_current_nation
 from bot.services.runtime import Runtime
 from bot.services.send_window import SendWindow
 from bot.store.db import transaction
@@ -102,7 +103,9 @@ def _remind_batch(rt: Runtime, now: datetime, limit: int, counts: dict[str, int]
                 conversation.reminder_due_at = window.next_opening(now)
                 counts["reminder_deferred"] += 1
                 continue
-            state = ConversationState.from_json(conversation.state_json)
+            state = with_current_nation(
+                ConversationState.from_json(conversation.state_json), practice
+            )
             state, events = resume(state, rt.catalogue, ReminderDue(), now)
             next_at = (
                 now + timedelta(hours=practice.reminder_after_hours)
@@ -129,7 +132,12 @@ def _expire_batch(rt: Runtime, now: datetime, limit: int, counts: dict[str, int]
     with transaction(rt.engine) as session:
         due = _claim(session, col(Conversation.expires_at) <= now, limit)
         for conversation in due:
-            state = ConversationState.from_json(conversation.state_json)
+            practice = session.get(Practice, conversation.practice_id)
+            assert practice is not None
+            state = with_current_nation(
+                ConversationState.from_json(conversation.state_json), practice
+            )
+            # expiry waiting at a safety-critical item raises its flag: carried out as an alert
             state, events = resume(state, rt.catalogue, ExpiryDue(), now)
             save_state(session, conversation, state, now, reminder_due_at=None, expires_at=None)
             _carry_out(session, conversation, events, now)

@@ -222,6 +222,11 @@ class Alert(SQLModel, table=True):
     flag: str = Field(max_length=40)
     severity: str = Field(max_length=20, description="urgent, routine or information")
     reason: str = Field(max_length=20)
+    # The question it came from, and the patient's own words that raised it
+    # (e.g. "yes" at PHQ-9 item 9), for the clinician's alert page and the API;
+    # never put in a notification (bot/alerts/texts.py).
+    item: str | None = Field(default=None, max_length=40)
+    patient_words: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     status: str = Field(default="open", max_length=20, index=True)
     created_at: datetime = _when()
     acknowledged_at: datetime | None = _when(nullable=True)

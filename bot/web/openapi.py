@@ -814,7 +814,21 @@ OPENAPI: dict[str, Any] = {
                     "invitation_id": MAYBE_ID,
                     "flag": {"type": "string", "examples": ["self_harm_risk", "severe_score"]},
                     "severity": {"type": "string", "enum": ["urgent", "routine", "information"]},
-                    "reason": {"type": "string"},
+                    "reason": {
+                        "type": "string",
+                        "examples": ["item_answer", "unclear_answer", "risk_phrase", "score"],
+                    },
+                    "item": {
+                        "type": ["string", "null"],
+                        "description": "the question the flag came from, e.g. self_harm",
+                    },
+                    "patient_words": {
+                        "type": ["string", "null"],
+                        "description": (
+                            "the patient's own words that raised the flag, one reply a line "
+                            "(never sent in a notification)"
+                        ),
+                    },
                     "status": {"type": "string", "enum": ["open", "acknowledged"]},
                     "created_at": WHEN,
                     "acknowledged_at": WHEN,

@@ -47,6 +47,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from bot.instruments import Catalogue
 from bot.services import audit, queries
 from bot.services.alerts import acknowledge
 from bot.services.enrolment import NotFound, get_patient
@@ -401,6 +402,8 @@ def alert(alert_id: str):
             .order_by(col(AlertNotification.created_at), col(AlertNotification.id))
         ).all()
         acknowledged_by = _who(db, practice, row.acknowledged_by)
+        recorded = queries.answer_behind_alert(db, row)
+    catalogue = context.runtime().catalogue
     return render_template(
         "staff/alert.html",
         practice=practice,
@@ -409,8 +412,26 @@ def alert(alert_id: str):
         invitation=invitation,
         notices=notices,
         acknowledged_by=acknowledged_by,
+        recorded=recorded,
+        recorded_label=(
+            queries.option_label(catalogue, recorded.instrument, recorded.item, recorded.value)
+            if recorded
+            else None
+        ),
+        question=_question(catalogue, invitation, row.item),
         form=AcknowledgeForm(),
     )
+
+
+def _question(catalogue: Catalogue, invitation: Invitation | None, item: str | None) -> str | None:
+    """The wording of the question an alert came from, for the clinician."""
+    if item is None or invitation is None:
+        return None
+    for instrument_id in (invitation.instrument, *catalogue):
+        instrument = catalogue.get(instrument_id)
+        if instrument is not None and item in instrument.item_ids:
+            return instrument.item(item).text
+    return None
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")

@@ -22,14 +22,12 @@ from sqlmodel import col, select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
+from bot.flows import messages
+from bot.flows.signposting import crisis_lines
+from bot.instruments.gsm7 import segments
 from bot.services.demo import DEMO_SMS_NUMBER, Demo
 from bot.services.dispatch import dispatch_due
-from bot.services.inbound import (
-    MEDIA_REPLY,
-    UNKNOWN_SENDER_REPLY,
-    InboundSms,
-    handle_inbound,
-)
+from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import (
@@ -49,6 +47,9 @@ STATUS = "/sms/status"
 ACCOUNT_SID = "AC" + "0" * 32
 STRANGER = "+447700900999"  # a drama number nobody is registered with
 NOBODYS_NUMBER = "+447700900998"  # a drama number no practice uses
+# Every reply comes from the engine (bot/flows/messages.py).
+UNKNOWN_SENDER_REPLY = messages.stranger()
+MEDIA_REPLY = messages.media_only()
 
 
 # -- helpers (also used by test_status_callback.py and test_concurrency.py) ------------
@@ -457,7 +458,8 @@ def test_an_unknown_sender_gets_a_short_generic_reply_that_reveals_nothing(
     before = snapshot(runtime)
     replies = twiml(post_signed(client, INBOUND, sms_params("Hi, is that Alex?", from_=STRANGER)))
     assert replies == [UNKNOWN_SENDER_REPLY]
-    assert len(replies[0]) <= 160
+    assert segments(replies[0]) <= 2
+    assert crisis_lines("UK") in replies[0]
     assert _reveals(replies[0], demo) == []
     after = snapshot(runtime)
     assert after["conversations"] == before["conversations"]
