@@ -190,6 +190,19 @@ def test_phq9_self_harm_flag_is_raised_at_once_with_crisis_signposting():
     assert flag.when.model_dump() == {"item_above": {"item": "self_harm", "value": 0}}
 
 
+def test_the_only_shipped_safety_critical_item_is_phq9_item_9_and_0_is_its_safe_answer():
+    critical = [
+        (instrument.id, item.id)
+        for instrument in CATALOGUE.values()
+        for item in instrument.items
+        if item.safety_critical
+    ]
+    assert critical == [("phq9", "self_harm")]
+    phq9 = CATALOGUE["phq9"]
+    assert phq9.safe_values("self_harm") == {0}
+    assert phq9.crisis_flag_for("self_harm").id == "self_harm_risk"
+
+
 def test_auditc_options_are_picked_by_letter_because_their_words_are_numbers():
     instrument = CATALOGUE["auditc"]
     assert {instrument.option_set_for(i).keys for i in instrument.item_ids} == {"letters"}

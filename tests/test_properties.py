@@ -108,6 +108,7 @@ contexts = st.builds(
     | st.text(alphabet="0123456789 +()", min_size=18, max_size=20),
     continue_if_positive=st.booleans(),
     show_score=st.booleans(),
+    nation=st.sampled_from(NATIONS),
 )
 
 
