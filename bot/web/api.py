@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
 from bot.services import queries, schedule_admin, staff_admin
-from bot.services.alerts import acknowledge
+from bot.services.alert_acknowledgement import acknowledge
 from bot.services.enrolment import (
     InputError,
     NotFound,

@@ -48,7 +48,7 @@ from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from bot.services import audit, queries
-from bot.services.alerts import acknowledge
+from bot.services.alert_acknowledgement import acknowledge
 from bot.services.enrolment import NotFound, get_patient
 from bot.store.db import transaction
 from bot.store.models import (

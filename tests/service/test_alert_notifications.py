@@ -17,10 +17,10 @@ import pytest
 from flask import Flask
 from sqlmodel import col, select
 
-from bot.alerts import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due, smtp_settings
-from bot.alerts.email import short_error
+from bot.alerts.email import short_error, smtp_settings
 from bot.alerts.texts import notice
-from bot.services.alerts import acknowledge
+from bot.services.alert_acknowledgement import acknowledge
+from bot.services.alert_notices import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due
 from bot.services.demo import Demo
 from bot.services.enrolment import create_patient
 from bot.services.runtime import Runtime

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from sqlmodel import col, select
 from werkzeug.security import check_password_hash
 
-from bot.alerts import notify_due
+from bot.services.alert_notices import notify_due
 from bot.services.demo import DEMO_PASSWORD, Demo
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
