@@ -135,7 +135,7 @@ class NoticeView:
 
 
 def notices_of(session: Session, alert_ids: Iterable[str]) -> dict[str, list[NoticeView]]:
-    """Every notice about each alert, oldest first, in one query."""
+    """Every notice about each alert, oldest first (then by recipient and channel), in one query."""
     ids = list(alert_ids)
     found: dict[str, list[NoticeView]] = {alert_id: [] for alert_id in ids}
     if not ids:
@@ -145,7 +145,16 @@ def notices_of(session: Session, alert_ids: Iterable[str]) -> dict[str, list[Not
         .outerjoin(StaffUser, col(StaffUser.id) == col(AlertNotification.recipient_id))
         .outerjoin(Message, col(Message.id) == col(AlertNotification.message_id))
         .where(col(AlertNotification.alert_id).in_(ids))
-        .order_by(col(AlertNotification.created_at), col(AlertNotification.id))
+        .order_by(
+            col(AlertNotification.created_at),
+            # a retry is made in the instant its attempt failed, and comes after it
+            case((col(AlertNotification.status).in_(("queued", "retry", "sending")), 1), else_=0),
+            # staff by name, then the practice's mailbox; e-mail before SMS
+            col(AlertNotification.recipient_type).desc(),
+            col(StaffUser.name),
+            col(AlertNotification.channel),
+            col(AlertNotification.id),
+        )
     ).all()
     for notice, name, state in rows:
         found[notice.alert_id].append(

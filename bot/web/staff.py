@@ -463,7 +463,7 @@ def _history_text(db, practice: Practice, entry: alert_reach.HistoryEntry) -> st
         how = CHANNEL_LABELS.get(notice.channel, notice.channel)
         what = KIND_LABELS.get(notice.kind, notice.kind)
         outcome = entry.action.removeprefix("alert_notification.")
-        return f"{how.capitalize()} to {to} ({what}): {outcome}."
+        return f"{how[:1].upper()}{how[1:]} to {to} ({what}): {outcome}."
     if entry.action == "alert.acknowledged":
         return f"Acknowledged by {_who(db, practice, entry.actor)}."
     return HISTORY_LABELS.get(entry.action, entry.action)

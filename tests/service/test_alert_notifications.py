@@ -625,7 +625,7 @@ def test_concurrent_runs_notify_and_escalate_each_recipient_once(
 
 def test_the_words_name_the_practice_and_the_link_and_nothing_else() -> None:
     link = "https://prombot.example/staff/alerts/abc"
-    for kind in ["notify", "escalate"]:
+    for kind in ["notify", "fallback", "escalate"]:
         words = notice(practice_name="Demo Surgery", link=link, kind=kind, minutes_open=30)
         for text in [words.subject, words.email_body, words.sms_body]:
             assert "Demo Surgery" in text
