@@ -23,6 +23,7 @@ from bot.services.alert_acknowledgement import acknowledge
 from bot.services.alert_notices import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due
 from bot.services.demo import Demo
 from bot.services.enrolment import create_patient
+from bot.services.outbox import reconcile_in_flight
 from bot.services.runtime import Runtime
 from bot.sms.gateway import SendError, Sent
 from bot.store.db import transaction
@@ -565,6 +566,55 @@ def test_a_notice_interrupted_while_sending_is_sent_again_later(
     }
     assert [m.rcpt_tos for m in mailbox.received] == [[RILEY]]
     assert [n.status for n in notices(runtime)] == ["sent"]
+
+
+class SchedulerKilled(BaseException):
+    """The process dies mid-send (not an error any code catches)."""
+
+
+class DyingGateway:
+    name = "dying"
+
+    def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
+        raise SchedulerKilled
+
+
+def test_the_outbox_leaves_a_text_to_staff_alone_while_it_is_in_flight_and_it_goes_once(
+    runtime: Runtime, clock: Clock, demo: Demo, alex: Patient
+) -> None:
+    """The outbox settles texts left ``sending``; a notice's text is this module's to settle.
+
+    Without its lease, the outbox's reconciliation (every 5 s, in another job)
+    would requeue the text mid-send and send it itself, and the notice would
+    send it again: two texts, and a notice that never learns the outcome.
+    """
+    raised = clock.now
+    alert_id = raise_urgent(runtime, alex, raised)  # e-mail off: one text to Dr Riley
+    with pytest.raises(SchedulerKilled):
+        notify_due(dataclasses.replace(runtime, gateway=DyingGateway()), raised)
+    (text,) = staff_texts(runtime)
+    assert (text.status, text.provider_sid) == ("sending", None)
+
+    for minutes in [0, 1, 5, 10]:
+        reconcile_in_flight(runtime, raised + timedelta(minutes=minutes))
+        (still,) = staff_texts(runtime)
+        assert (still.id, still.status, still.provider_sid) == (text.id, "sending", None)
+
+    # The notice is sent again once its attempt is stale: on the same row, once.
+    assert notify_due(runtime, raised + timedelta(minutes=10)) == {
+        "alerts": 0,
+        "fallbacks": 0,
+        "sent": 1,
+        "failed": 0,
+    }
+    (sent,) = staff_texts(runtime)
+    assert (sent.id, sent.status, sent.attempts) == (text.id, "delivered", 2)
+    assert sent.provider_sid == f"LM{text.id}"
+    assert [(n.channel, n.status, n.message_id) for n in notices(runtime, alert_id)] == [
+        ("sms", "sent", text.id)
+    ]
+    reconcile_in_flight(runtime, raised + timedelta(hours=1))
+    assert len(staff_texts(runtime)) == 1 and staff_texts(runtime)[0].status == "delivered"
 
 
 # -- several scheduler processes ---------------------------------------------------------
