@@ -59,7 +59,7 @@ URGENT = "urgent"
 ACTOR = "system"
 BATCH = 100
 MAX_ATTEMPTS = 3
-"""Failures in a row (one person, alert, channel and kind) after which a notice is not retried."""
+"""Failures in a row (per recipient, alert, channel and kind) before a notice is given up."""
 RETRY_AFTER = timedelta(minutes=1)
 """How long a failed notice waits before it is tried again."""
 STALE_AFTER = timedelta(minutes=10)

@@ -77,7 +77,7 @@ KIND_LABELS = {"notify": "new alert", "fallback": "fallback", "escalate": "escal
 # An alert's history, from the audit log: what each entry means to a clinician.
 HISTORY_LABELS = {
     "alert.raised": "Alert raised.",
-    "alert.notified": "The clinicians on duty were sent notices.",
+    "alert.notified": "Notices to the clinicians on duty were queued.",
     "alert.fallback.nobody_on_duty": "Nobody was on duty, so the escalation contacts and the "
     "practice's contact e-mail were told instead.",
     "alert.fallback.on_duty_unreachable": "No clinician on duty could be told (no mobile, and "
