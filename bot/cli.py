@@ -20,6 +20,7 @@ from bot.flows.events import Reply
 from bot.flows.signposting import NATIONS
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
+from bot.services.alert_routing import practice_warnings
 from bot.services.demo import seed_demo
 from bot.services.due_work import run_due_work
 from bot.services.enrolment import InputError, create_practice, new_api_token
@@ -243,7 +244,12 @@ def practice_group() -> None:
 def practice_create_command(
     name: str, sms_number: str | None, contact_phone: str | None, as_json: bool
 ) -> None:
-    """Onboard a practice: prints its id, SMS number and a new API token (shown once)."""
+    """Onboard a practice: prints its id, SMS number and a new API token (shown once).
+
+    Warns on stderr (and in ``warnings`` with --json) when the practice cannot
+    yet be told of an urgent alert (judged with this process's SMTP_URL): a new
+    practice has no staff until they are added through /api/v1/staff.
+    """
     now = datetime.now(UTC)
     if sms_number is None:
         sms_number = _free_drama_number()
@@ -258,10 +264,13 @@ def practice_create_command(
                 "name": practice.name,
                 "sms_number": practice.sms_number,
                 "api_token": token,
+                "warnings": practice_warnings(session, practice, _runtime().config),
             }
     except InputError as exc:
         _fail(exc.message)
         return
+    for warning in data["warnings"]:
+        click.echo(f"warning: {warning['message']}", err=True)
     if as_json:
         click.echo(json.dumps(data))
         return

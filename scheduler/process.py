@@ -26,6 +26,7 @@ import structlog
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
+from bot.services.alert_notices import escalate_due, notify_due
 from bot.services.dispatch import dispatch_due
 from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime
@@ -39,13 +40,9 @@ JOBS: dict[str, tuple[int, Callable[[Runtime, datetime], Any]]] = {
     "reminders": (60, remind_due),
     "dispatch": (30, lambda rt, now: dispatch_due(rt, now, send=False)),
     "outbox": (5, send_outbox),
+    "alert_notifications": (10, notify_due),
+    "alert_escalations": (60, escalate_due),
 }
-
-
-def _alert_jobs() -> dict[str, tuple[int, Callable[[Runtime, datetime], Any]]]:
-    from bot.alerts import escalate_due, notify_due
-
-    return {"alert_notifications": (10, notify_due), "alert_escalations": (60, escalate_due)}
 
 
 def build_scheduler(app: Flask, *, intervals: dict[str, int] | None = None) -> BlockingScheduler:
@@ -54,8 +51,7 @@ def build_scheduler(app: Flask, *, intervals: dict[str, int] | None = None) -> B
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
     )
-    jobs = {**JOBS, **_alert_jobs()}
-    for name, (seconds, service) in jobs.items():
+    for name, (seconds, service) in JOBS.items():
         every = (intervals or {}).get(name, seconds)
         scheduler.add_job(
             _run,

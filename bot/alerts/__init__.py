@@ -1,30 +1,17 @@
-"""Telling clinicians about urgent alerts, and escalating the ones nobody acknowledges.
+"""What a notice to staff about an urgent alert says, and how an e-mail is sent.
 
-Two service functions, called by the scheduler every few seconds and by
-``prombot tick``:
+The leaves of alerting, with no database and no knowledge of who is told:
 
-- ``notify_due(rt, now)``: every urgent alert not yet notified is claimed and
-  its practice's duty clinician(s) are told at once, by e-mail (``SMTP_URL``)
-  and, when they have a mobile, by SMS through the configured gateway.
-- ``escalate_due(rt, now)``: an urgent alert still open ``escalate_after_minutes``
-  after it was raised goes to the escalation contacts (and the duty clinicians
-  again), then again every ``escalate_every_minutes`` until acknowledged.
+- ``texts``: the words of a notice (practice, that an urgent alert waits, a
+  link), deliberately without patient details;
+- ``email``: ``SMTP_URL`` and handing one message to the mail server.
 
-Notices carry no patient details: only the practice's name, that an urgent
-alert needs attention, and a link to it in the staff pages (sign-in required).
-Routine and information alerts are never pushed; they wait in the staff pages
-and the API.
+Who is told, when, and what became of each notice are use cases in the
+service layer (``bot.services.alert_notices``, ``alert_routing`` and
+``alert_reach``), which call these; nothing here imports ``bot.services``, so
+the two packages never import each other.
 """
 
 from bot.alerts.email import SmtpSettings, smtp_settings
-from bot.alerts.notify import MAX_ATTEMPTS, RETRY_AFTER, STALE_AFTER, escalate_due, notify_due
 
-__all__ = [
-    "MAX_ATTEMPTS",
-    "RETRY_AFTER",
-    "STALE_AFTER",
-    "SmtpSettings",
-    "escalate_due",
-    "notify_due",
-    "smtp_settings",
-]
+__all__ = ["SmtpSettings", "smtp_settings"]

@@ -23,8 +23,20 @@ def alert_link(public_base_url: str, alert_id: str) -> str:
 
 
 def notice(*, practice_name: str, link: str, kind: str, minutes_open: int) -> Notice:
-    """``kind`` is ``notify`` (a new alert) or ``escalate`` (still not acknowledged)."""
-    if kind == "escalate":
+    """``kind``: ``notify`` (a new alert), ``fallback`` (a new alert no clinician on duty
+    could be told of, to the escalation contacts and the practice's contact e-mail) or
+    ``escalate`` (still not acknowledged)."""
+    if kind == "fallback":
+        subject = f"Urgent alert: no clinician on duty could be told - {practice_name}"
+        lead = (
+            f"An urgent alert at {practice_name} needs a clinician's attention, and no "
+            "clinician on duty could be told about it. Please make sure a clinician sees it now."
+        )
+        sms = (
+            f"prombot, {practice_name}: an urgent alert needs a clinician and no one on duty "
+            f"could be told. Please make sure a clinician sees it now: {link}"
+        )
+    elif kind == "escalate":
         subject = f"ESCALATED: urgent alert not yet acknowledged - {practice_name}"
         lead = (
             f"An urgent alert at {practice_name} has not been acknowledged "

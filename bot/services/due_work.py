@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.alerts import escalate_due, notify_due
+from bot.services.alert_notices import escalate_due, notify_due
 from bot.services.dispatch import dispatch_due
 from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime

@@ -234,20 +234,41 @@ class Alert(SQLModel, table=True):
     notified_at: datetime | None = _when(nullable=True)
     next_escalation_at: datetime | None = _when(nullable=True, index=True)
     escalations: int = Field(default=0)
+    fallback_at: datetime | None = _when(nullable=True)
+    """When the practice's contact e-mail and escalation contacts were told because no
+    on-duty clinician could be (at most once per alert; the audit log says why)."""
 
 
 class AlertNotification(SQLModel, table=True):
-    """One notice to one person about one alert. Carries no patient details."""
+    """One notice to one recipient about one alert. Carries no patient details.
+
+    The recipient is a member of staff (``recipient_type`` ``staff``,
+    ``recipient_id`` set) or the practice's own contact e-mail address
+    (``practice_contact``, no ``recipient_id``: the address is read from the
+    practice when the notice is sent). A text's delivery reports land on its
+    ``message`` row; ``bot.services.alert_reach`` reads both.
+    """
 
     __tablename__ = "alert_notification"
     id: str = _id()
     alert_id: str = Field(foreign_key="alert.id", index=True)
     practice_id: str = Field(foreign_key="practice.id", index=True)
-    recipient_id: str = Field(foreign_key="staff_user.id")
+    recipient_type: str = Field(
+        default="staff", max_length=20, description="staff or practice_contact"
+    )
+    recipient_id: str | None = Field(default=None, foreign_key="staff_user.id")
     channel: str = Field(max_length=10, description="email or sms")
-    kind: str = Field(max_length=12, description="notify or escalate")
-    status: str = Field(default="queued", max_length=12, index=True)
+    kind: str = Field(max_length=12, description="notify, fallback or escalate")
+    status: str = Field(
+        default="queued",
+        max_length=12,
+        index=True,
+        description="queued, retry, sending, sent, failed or cancelled",
+    )
     error: str | None = Field(default=None, max_length=200)
+    message_id: str | None = Field(
+        default=None, foreign_key="message.id", description="a text's row in the message log"
+    )
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
 

@@ -18,8 +18,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from bot.fhir import questionnaire_response
-from bot.services import queries, schedule_admin, staff_admin
-from bot.services.alerts import acknowledge
+from bot.services import alert_routing, queries, schedule_admin, staff_admin
+from bot.services.alert_acknowledgement import acknowledge
 from bot.services.enrolment import (
     InputError,
     NotFound,
@@ -423,7 +423,7 @@ def patch_invitation(invitation_id: str):
 def get_practice():
     with transaction(context.runtime().engine, read_only=True) as session:
         practice = session.get(Practice, g.practice.id)
-        return jsonify(queries.practice_settings_json(practice))
+        return jsonify(_with_warnings(session, queries.practice_settings_json(practice)))
 
 
 @bp.patch("/practice")
@@ -434,7 +434,14 @@ def patch_practice():
         practice = schedule_admin.update_settings(
             session, g.practice, data, now=context.now(), actor=g.actor
         )
-        return jsonify(queries.practice_settings_json(practice))
+        return jsonify(_with_warnings(session, queries.practice_settings_json(practice)))
+
+
+def _with_warnings(session, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer plus ``warnings``: whether the practice can be told of urgent alerts now."""
+    practice = session.get(Practice, g.practice.id)
+    config = context.runtime().config
+    return {**body, "warnings": alert_routing.practice_warnings(session, practice, config)}
 
 
 @bp.get("/instruments")
@@ -464,7 +471,7 @@ def post_staff():
         user = staff_admin.create_staff(
             session, g.practice, new, password_hash, now=context.now(), actor=g.actor
         )
-        body = staff_admin.staff_json(user)
+        body = _with_warnings(session, staff_admin.staff_json(user))
     return jsonify(body), 201
 
 
@@ -479,7 +486,7 @@ def patch_staff(staff_id: str):
         user = staff_admin.update_staff(
             session, g.practice, staff_id, changes, password_hash, now=context.now(), actor=g.actor
         )
-        return jsonify(staff_admin.staff_json(user))
+        return jsonify(_with_warnings(session, staff_admin.staff_json(user)))
 
 
 @bp.delete("/staff/<staff_id>")

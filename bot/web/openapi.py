@@ -30,6 +30,14 @@ ERRORS = {
 }
 UNPROCESSABLE = {"422": _json(_ref("Error"), "Bad input; `field` names what to fix")}
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+WARNINGS = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Warning"},
+    "description": "Empty unless the practice, as it is now, cannot be told of an urgent "
+    "alert: no clinician on duty or escalation contact with a mobile (or an e-mail address "
+    "while e-mail alerts are on), and no usable contact_email. Judged with this server's "
+    "SMTP_URL.",
+}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
 MAYBE_ID = {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}
 CONFLICT = {"409": _json(_ref("Error"), "Only a pending invitation (not yet sent) can be changed")}
@@ -414,6 +422,14 @@ OPENAPI: dict[str, Any] = {
                 "required": ["error"],
                 "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
             },
+            "Warning": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": ["urgent_alerts_reach_nobody"]},
+                    "message": {"type": "string", "description": "what is missing, in words"},
+                },
+            },
             "PatientCreate": {
                 "type": "object",
                 "required": ["name", "phone"],
@@ -645,6 +661,7 @@ OPENAPI: dict[str, Any] = {
                     "escalate_every_minutes": {"type": "integer"},
                     "contact_phone": {"type": ["string", "null"]},
                     "contact_email": {"type": ["string", "null"]},
+                    "warnings": WARNINGS,
                 },
                 "description": "The settings are described under PracticeUpdate.",
             },
@@ -738,6 +755,11 @@ OPENAPI: dict[str, Any] = {
                     "escalation_contact": {"type": "boolean"},
                     "mobile": {"type": ["string", "null"], "description": "E.164"},
                     "created_at": WHEN,
+                    "warnings": {
+                        **WARNINGS,
+                        "description": "In the answer to POST and PATCH only: the practice's "
+                        "warnings after the change (see Practice).",
+                    },
                 },
             },
             "StaffCreate": {

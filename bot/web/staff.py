@@ -48,13 +48,12 @@ from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from bot.instruments import Catalogue
-from bot.services import audit, queries
-from bot.services.alerts import acknowledge
+from bot.services import alert_reach, audit, queries
+from bot.services.alert_acknowledgement import acknowledge
 from bot.services.enrolment import NotFound, get_patient
 from bot.store.db import transaction
 from bot.store.models import (
     Alert,
-    AlertNotification,
     Invitation,
     Patient,
     Practice,
@@ -74,6 +73,28 @@ FLAG_LABELS = {
     "callback_requested": "Patient asked for a call back",
 }
 ACKNOWLEDGED_SHOWN = 50
+CHANNEL_LABELS = {"email": "e-mail", "sms": "SMS"}
+KIND_LABELS = {"notify": "new alert", "fallback": "fallback", "escalate": "escalation"}
+# An alert's history, from the audit log: what each entry means to a clinician.
+HISTORY_LABELS = {
+    "alert.raised": "Alert raised.",
+    "alert.notified": "Notices to the clinicians on duty were queued.",
+    "alert.fallback.nobody_on_duty": "Nobody was on duty, so the escalation contacts and the "
+    "practice's contact e-mail were told instead.",
+    "alert.fallback.on_duty_unreachable": "No clinician on duty could be told (no mobile, and "
+    "e-mail alerts are off), so the escalation contacts and the practice's contact e-mail were "
+    "told instead.",
+    "alert.fallback.notices_failed": "No notice to the clinicians on duty got through, so the "
+    "escalation contacts and the practice's contact e-mail were told instead.",
+    "alert.notify_unsent": "Nobody could be told: no one on duty or among the escalation "
+    "contacts can be reached, and the practice's contact e-mail cannot be used.",
+    "alert.fallback_unsent": "Nobody else could be told: no escalation contact can be reached, "
+    "and the practice's contact e-mail cannot be used.",
+    "alert.escalated": "Not acknowledged in time: escalated to the escalation contacts and the "
+    "clinicians on duty.",
+    "alert.escalation_unsent": "Due for escalation, but nobody could be told.",
+    "alert.acknowledged": "Acknowledged.",
+}
 LOGIN_DEFAULTS = {
     "STAFF_LOGIN_MAX_FAILURES": 5,
     "STAFF_LOGIN_MAX_FAILURES_PER_CLIENT": 50,
@@ -250,6 +271,15 @@ def _flag_label(flag: str) -> str:
     return FLAG_LABELS.get(flag, flag.replace("_", " ").capitalize())
 
 
+@bp.context_processor
+def _unreached_urgent_alerts() -> dict[str, int]:
+    """Every staff page's banner: this practice's urgent alerts that have reached nobody."""
+    if not current_user.is_authenticated:
+        return {}
+    with transaction(context.runtime().engine, read_only=True) as db:
+        return {"unreached_urgent": alert_reach.unreached_count(db, current_user.practice_id)}
+
+
 def _practice(db) -> Practice:
     practice = db.get(Practice, current_user.practice_id)
     if practice is None:
@@ -378,11 +408,20 @@ def alerts():
             .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
             .limit(ACKNOWLEDGED_SHOWN)
         ).all()
+        shown_ids = [a.id for a, _p in [*open_rows, *acknowledged_rows]]
+        notices = {
+            alert_id: alert_reach.latest_per_recipient(rows)
+            for alert_id, rows in alert_reach.notices_of(db, shown_ids).items()
+        }
+        unreached = alert_reach.unreached_among(db, shown_ids)
     return render_template(
         "staff/alerts.html",
         practice=practice,
         open_alerts=open_rows,
         acknowledged_alerts=acknowledged_rows,
+        notices=notices,
+        unreached=unreached,
+        channel_labels=CHANNEL_LABELS,
         shown=ACKNOWLEDGED_SHOWN,
     )
 
@@ -395,12 +434,12 @@ def alert(alert_id: str):
         row = queries.get_alert(db, practice, alert_id)
         patient = db.get(Patient, row.patient_id)
         invitation = db.get(Invitation, row.invitation_id) if row.invitation_id else None
-        notices = db.exec(
-            select(AlertNotification, StaffUser)
-            .join(StaffUser, col(StaffUser.id) == col(AlertNotification.recipient_id))
-            .where(AlertNotification.alert_id == row.id)
-            .order_by(col(AlertNotification.created_at), col(AlertNotification.id))
-        ).all()
+        notices = alert_reach.notices_of(db, [row.id])[row.id]
+        history = [
+            (entry, _history_text(db, practice, entry))
+            for entry in alert_reach.history_of(db, row.id, notices)
+        ]
+        reached_nobody = row.id in alert_reach.unreached_among(db, [row.id])
         acknowledged_by = _who(db, practice, row.acknowledged_by)
         recorded = queries.answer_behind_alert(db, row)
     catalogue = context.runtime().catalogue
@@ -411,6 +450,10 @@ def alert(alert_id: str):
         patient=patient,
         invitation=invitation,
         notices=notices,
+        history=history,
+        reached_nobody=reached_nobody,
+        channel_labels=CHANNEL_LABELS,
+        kind_labels=KIND_LABELS,
         acknowledged_by=acknowledged_by,
         recorded=recorded,
         recorded_label=(
@@ -432,6 +475,19 @@ def _question(catalogue: Catalogue, invitation: Invitation | None, item: str | N
         if instrument is not None and item in instrument.item_ids:
             return instrument.item(item).text
     return None
+
+
+def _history_text(db, practice: Practice, entry: alert_reach.HistoryEntry) -> str:
+    notice = entry.notice
+    if notice is not None:
+        to = notice.recipient_name or "the practice's contact e-mail"
+        how = CHANNEL_LABELS.get(notice.channel, notice.channel)
+        what = KIND_LABELS.get(notice.kind, notice.kind)
+        outcome = entry.action.removeprefix("alert_notification.")
+        return f"{how[:1].upper()}{how[1:]} to {to} ({what}): {outcome}."
+    if entry.action == "alert.acknowledged":
+        return f"Acknowledged by {_who(db, practice, entry.actor)}."
+    return HISTORY_LABELS.get(entry.action, entry.action)
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")

@@ -10,6 +10,12 @@ as the demo clinician, sees the alerts list, opens the alert, acknowledges it,
 and sees it acknowledged, in the page and through the JSON API. A POST
 without the CSRF token is refused, and another practice's alert is a 404.
 
+Then an urgent alert that reaches nobody (the duty clinician can only be
+e-mailed, and the mail server refuses them every time): the red banner on
+every page, each notice's delivery state, the alert's history, and, once the
+retries are used up, the fallback to the escalation contact and the
+practice's contact e-mail, after which the banner goes.
+
 Playwright drives /usr/bin/chromium (``scripts/ensure-chromium`` installs it);
 Playwright's own browser download is never used. Without Chromium the test is
 skipped, except in CI, where it fails.
@@ -27,6 +33,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +321,96 @@ def test_a_clinician_follows_the_email_signs_in_and_acknowledges_the_alert(
 
     # The next tick: nothing new to send for the acknowledged alert.
     assert _last_json(server.prombot("tick"))["alerts"]["notify"]["alerts"] == 0
+
+
+def _staff_id(server: Server, email: str) -> str:
+    status, staff = server.call("GET", "/api/v1/staff", token=server.demo["api_token"])
+    assert status == 200, staff
+    return next(s["id"] for s in staff if s["email"] == email)
+
+
+def _tick(server: Server, at: datetime | None = None) -> dict[str, Any]:
+    args = ["tick", "--at", at.isoformat()] if at else ["tick"]
+    return _last_json(server.prombot(*args))
+
+
+def _unreached(server: Server) -> int:
+    status, body = server.call("GET", "/healthz")
+    assert status == 200, body
+    return body["unreached_urgent_alerts"]
+
+
+def test_an_urgent_alert_that_reached_nobody_shows_on_every_page_until_the_fallback_reaches_someone(
+    page: sync_api.Page, server: Server, tmp_path: Path
+) -> None:
+    """The duty clinician can only be e-mailed, and the mail server refuses them every time."""
+    expect = sync_api.expect
+    token = server.demo["api_token"]
+    alex = next(p for p in server.demo["patients"] if p["name"] == "Alex Example")
+    banner = page.locator("#unreached-banner")
+    riley = _staff_id(server, CLINICIAN)
+    status, changed = server.call("PATCH", f"/api/v1/staff/{riley}", {"mobile": None}, token=token)
+    assert status == 200 and changed["warnings"] == [], changed  # e-mail is on: still reachable
+    server.mailbox.refuse.add(CLINICIAN)
+
+    # The patient texts a risk phrase: an urgent alert that no one has been told of yet.
+    _risk_text(server, alex["id"])
+    (alert,) = _alerts(server, token)
+    assert _unreached(server) == 1
+    page.goto(f"{server.base_url}/staff/login")
+    page.get_by_label("E-mail address").fill(CLINICIAN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Open alerts")).to_be_visible()
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("1 urgent alert has reached nobody")
+    expect(page.locator("tr.alert-row")).to_contain_text("Reached nobody")
+    expect(page.locator("tr.alert-row")).to_contain_text("none yet")
+
+    # The alert job tries: the e-mail is refused, and waits to be tried again.
+    first = _tick(server)
+    assert first["alerts"]["notify"]["failed"] == 1
+    page.reload()
+    expect(banner).to_be_visible()
+    expect(page.locator(".notice-state")).to_have_text(["Dr Sam Riley, e-mail: queued"])
+    page.get_by_role("link", name="Open alert for Alex Example").click()
+    expect(banner).to_be_visible()  # on the alert's own page too
+    expect(page.locator("#notices .notice-row")).to_have_count(2)
+    expect(page.locator("#notices")).to_contain_text("failed")
+    expect(page.locator("#alert-history")).to_contain_text(
+        "E-mail to Dr Sam Riley (new alert): failed."
+    )
+    expect(page.locator("#alert-reach")).to_contain_text("Nobody yet")
+    page.screenshot(path=str(tmp_path / "staff-alert-reached-nobody.png"), full_page=True)
+
+    # The last retry fails too: the fallback goes at once, to the admin and the practice mailbox.
+    started = datetime.fromisoformat(first["at"])
+    _tick(server, started + timedelta(seconds=65))
+    last = _tick(server, started + timedelta(seconds=130))
+    assert last["alerts"]["notify"]["fallbacks"] == 1
+    assert sorted(m.rcpt_tos[0] for m in server.mailbox.received) == [
+        "admin@demo.prombot.test",
+        "reception@demo.prombot.test",
+    ]
+    assert _unreached(server) == 0
+    page.reload()
+    expect(banner).to_have_count(0)
+    expect(page.locator("#alert-history")).to_contain_text(
+        "No notice to the clinicians on duty got through, so the escalation contacts and the "
+        "practice's contact e-mail were told instead."
+    )
+    expect(page.locator("#alert-reach")).to_contain_text("At least one notice was sent")
+
+    # The list: each recipient's latest notice by each channel, with its delivery state.
+    page.get_by_role("link", name="All alerts").first.click()
+    expect(banner).to_have_count(0)
+    expect(page.locator(".notice-state")).to_have_text(
+        [
+            "Dr Sam Riley, e-mail: failed",
+            "Jo Admin, e-mail: sent",
+            "Jo Admin, SMS: delivered",
+            "Practice contact e-mail, e-mail: sent",
+        ]
+    )
+    page.screenshot(path=str(tmp_path / "staff-alerts-after-fallback.png"), full_page=True)
+    assert alert["id"] in page.content()

@@ -17,12 +17,13 @@ import pytest
 from flask import Flask
 from sqlmodel import col, select
 
-from bot.alerts import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due, smtp_settings
-from bot.alerts.email import short_error
+from bot.alerts.email import short_error, smtp_settings
 from bot.alerts.texts import notice
-from bot.services.alerts import acknowledge
+from bot.services.alert_acknowledgement import acknowledge
+from bot.services.alert_notices import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due
 from bot.services.demo import Demo
 from bot.services.enrolment import create_patient
+from bot.services.outbox import reconcile_in_flight
 from bot.services.runtime import Runtime
 from bot.sms.gateway import SendError, Sent
 from bot.store.db import transaction
@@ -53,7 +54,9 @@ RILEY_MOBILE = "+447700900050"
 ADMIN = "admin@demo.prombot.test"  # the demo's escalation contact
 ADMIN_MOBILE = "+447700900051"
 KAUR = "dr.kaur@demo.prombot.test"
-NOTHING = {"alerts": 0, "sent": 0, "failed": 0}
+RECEPTION = "reception@demo.prombot.test"  # the demo practice's contact e-mail
+NOTHING = {"alerts": 0, "sent": 0, "failed": 0}  # escalate_due
+NOTHING_NEW = {"alerts": 0, "fallbacks": 0, "sent": 0, "failed": 0}  # notify_due
 
 
 @pytest.fixture
@@ -162,7 +165,7 @@ def test_an_urgent_alert_emails_and_texts_the_duty_clinician_and_nobody_else(
     other = other_practice(runtime, clock.now)
     alert_id = raise_urgent(runtime, alex, clock.now)
 
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 2, "failed": 0}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 2, "failed": 0}
 
     # One e-mail, to the duty clinician only, over SMTP.
     (mail,) = mailbox.received
@@ -215,8 +218,8 @@ def test_an_urgent_alert_emails_and_texts_the_duty_clinician_and_nobody_else(
         assert_nothing_about(text.replace("patient.", ""), alex, ids_allowed=True)
 
     # Notified once: the next runs find nothing to do.
-    assert notify_due(runtime, clock.now) == NOTHING
-    assert notify_due(runtime, clock.advance(seconds=10)) == NOTHING
+    assert notify_due(runtime, clock.now) == NOTHING_NEW
+    assert notify_due(runtime, clock.advance(seconds=10)) == NOTHING_NEW
     assert len(mailbox.received) == 1 and len(staff_texts(runtime)) == 1
 
 
@@ -230,7 +233,7 @@ def test_routine_and_information_alerts_are_not_pushed(
     ]
     for minutes in [0, 30, 60, 24 * 60]:
         now = clock.now + timedelta(minutes=minutes)
-        assert notify_due(runtime, now) == NOTHING
+        assert notify_due(runtime, now) == NOTHING_NEW
         assert escalate_due(runtime, now) == NOTHING
     assert mailbox.received == [] and staff_texts(runtime) == [] and notices(runtime) == []
     for alert_id in ids:
@@ -244,22 +247,37 @@ def test_without_smtp_url_only_the_text_goes(
 ) -> None:
     app.config["SMTP_URL"] = smtp_url
     raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 1, "failed": 0}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 0}
     assert [(n.channel, n.status) for n in notices(runtime)] == [("sms", "sent")]
     assert [t.phone for t in staff_texts(runtime)] == [RILEY_MOBILE]
 
 
-def test_with_nobody_on_duty_the_escalation_contacts_are_told_at_once(
+def test_with_nobody_on_duty_the_escalation_contacts_and_the_practice_mailbox_are_told_at_once(
     runtime: Runtime, clock: Clock, demo: Demo, alex: Patient, mailbox: Mailbox
 ) -> None:
     with transaction(runtime.engine) as session:
         for user in session.exec(select(StaffUser)).all():
             user.on_duty = False
     alert_id = raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now)["sent"] == 2
-    assert [m.rcpt_tos for m in mailbox.received] == [[ADMIN]]
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 3, "failed": 0}
+    assert sorted(m.rcpt_tos[0] for m in mailbox.received) == [ADMIN, RECEPTION]
     assert [t.phone for t in staff_texts(runtime)] == [ADMIN_MOBILE]
-    assert {n.kind for n in notices(runtime, alert_id)} == {"notify"}
+    rows = notices(runtime, alert_id)
+    assert {n.kind for n in rows} == {"fallback"}
+    assert sorted((n.recipient_type, n.channel) for n in rows) == [
+        ("practice_contact", "email"),
+        ("staff", "email"),
+        ("staff", "sms"),
+    ]
+    for mail in mailbox.received:
+        assert "no clinician on duty could be told" in mail.message["Subject"]
+        assert f"{PUBLIC_BASE_URL}/staff/alerts/{alert_id}" in mail.text
+        assert_nothing_about(mail.text, alex)
+    assert_nothing_about(staff_texts(runtime)[0].body, alex)
+    assert get_alert(runtime, alert_id).fallback_at == clock.now
+    actions = [(e.action, e.subject_id) for e in audit_events(runtime)]
+    assert ("alert.fallback.nobody_on_duty", alert_id) in actions
+    assert ("alert.notified", alert_id) not in actions
 
 
 def test_with_nobody_to_tell_the_alert_is_marked_unsent_in_the_audit_log(
@@ -268,13 +286,17 @@ def test_with_nobody_to_tell_the_alert_is_marked_unsent_in_the_audit_log(
     with transaction(runtime.engine) as session:
         for user in session.exec(select(StaffUser)).all():
             user.on_duty = user.escalation_contact = False
+        session.get(Practice, demo.practice.id).contact_email = None
     alert_id = raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 0, "failed": 0}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 0, "failed": 0}
     assert notices(runtime) == []
     actions = [(e.action, e.subject_id) for e in audit_events(runtime)]
+    assert ("alert.fallback.nobody_on_duty", alert_id) in actions
     assert ("alert.notify_unsent", alert_id) in actions
     # It still shows in the staff pages and the API, and still escalates on time.
     assert get_alert(runtime, alert_id).next_escalation_at == clock.now + timedelta(minutes=30)
+    # The fallback was tried once; later passes do not try it again.
+    assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING_NEW
 
 
 # -- escalating --------------------------------------------------------------------------
@@ -379,7 +401,7 @@ def test_a_refused_email_stops_neither_the_text_nor_other_recipients_and_is_retr
     mailbox.refuse.add(RILEY)
     alert_id = raise_urgent(runtime, alex, clock.now)
 
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 2, "failed": 1}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 2, "failed": 1}
     assert [m.rcpt_tos for m in mailbox.received] == [[KAUR]]
     assert [t.phone for t in staff_texts(runtime)] == [RILEY_MOBILE]
     riley = staff_id(runtime, RILEY)
@@ -395,11 +417,16 @@ def test_a_refused_email_stops_neither_the_text_nor_other_recipients_and_is_retr
     ]
 
     mailbox.refuse.clear()
-    assert notify_due(runtime, clock.now + RETRY_AFTER / 2) == NOTHING  # not at once
-    assert notify_due(runtime, clock.now + RETRY_AFTER) == {"alerts": 0, "sent": 1, "failed": 0}
+    assert notify_due(runtime, clock.now + RETRY_AFTER / 2) == NOTHING_NEW  # not at once
+    assert notify_due(runtime, clock.now + RETRY_AFTER) == {
+        "alerts": 0,
+        "fallbacks": 0,
+        "sent": 1,
+        "failed": 0,
+    }
     (retried,) = mailbox.to(RILEY)
     assert f"/staff/alerts/{alert_id}" in retried.text
-    assert notify_due(runtime, clock.now + 10 * RETRY_AFTER) == NOTHING
+    assert notify_due(runtime, clock.now + 10 * RETRY_AFTER) == NOTHING_NEW
     statuses = sorted(
         n.status for n in notices(runtime) if n.recipient_id == riley and n.channel == "email"
     )
@@ -427,7 +454,7 @@ def test_an_unreachable_mail_server_is_a_failed_notice_not_a_crash(
 ) -> None:
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}?timeout=5"  # nobody listening
     raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 1, "failed": 1}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 1}
     (email,) = [n for n in notices(runtime) if n.channel == "email" and n.status == "failed"]
     assert email.error is not None and "Connection" in email.error
 
@@ -437,7 +464,7 @@ def test_a_bad_smtp_url_is_a_visible_failure_and_not_retried(
 ) -> None:
     app.config["SMTP_URL"] = "http://127.0.0.1:1025"
     raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 1, "failed": 1}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 1}
     notify_due(runtime, clock.advance(minutes=5))
     email = [n for n in notices(runtime) if n.channel == "email"]
     assert [n.status for n in email] == ["failed"]
@@ -480,7 +507,7 @@ def test_a_text_the_gateway_refuses_is_recorded_and_retried_only_if_it_may_succe
     refusing = dataclasses.replace(runtime, gateway=gateway)
     raise_urgent(runtime, alex, clock.now)
 
-    assert notify_due(refusing, clock.now) == {"alerts": 1, "sent": 1, "failed": 1}
+    assert notify_due(refusing, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 1}
     assert [m.rcpt_tos for m in mailbox.received] == [[RILEY]]  # the e-mail still went
     (call,) = gateway.calls
     assert call["to"] == RILEY_MOBILE and call["from_"] == demo.practice.sms_number
@@ -502,7 +529,7 @@ def test_a_waiting_retry_is_cancelled_once_the_alert_is_acknowledged(
         practice = session.get(Practice, demo.practice.id)
         acknowledge(session, practice, alert_id, actor="user:someone", now=clock.now)
     mailbox.refuse.clear()
-    assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING
+    assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING_NEW
     assert mailbox.received == []
     (cancelled,) = [n for n in notices(runtime) if n.status == "cancelled"]
     assert cancelled.error == "alert no longer open"
@@ -530,10 +557,64 @@ def test_a_notice_interrupted_while_sending_is_sent_again_later(
                 sent_at=clock.now,
             )
         )
-    assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING  # maybe still sending
-    assert notify_due(runtime, clock.advance(minutes=6)) == {"alerts": 0, "sent": 1, "failed": 0}
+    assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING_NEW  # maybe still sending
+    assert notify_due(runtime, clock.advance(minutes=6)) == {
+        "alerts": 0,
+        "fallbacks": 0,
+        "sent": 1,
+        "failed": 0,
+    }
     assert [m.rcpt_tos for m in mailbox.received] == [[RILEY]]
     assert [n.status for n in notices(runtime)] == ["sent"]
+
+
+class SchedulerKilled(BaseException):
+    """The process dies mid-send (not an error any code catches)."""
+
+
+class DyingGateway:
+    name = "dying"
+
+    def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
+        raise SchedulerKilled
+
+
+def test_the_outbox_leaves_a_text_to_staff_alone_while_it_is_in_flight_and_it_goes_once(
+    runtime: Runtime, clock: Clock, demo: Demo, alex: Patient
+) -> None:
+    """The outbox settles texts left ``sending``; a notice's text is this module's to settle.
+
+    Without its lease, the outbox's reconciliation (every 5 s, in another job)
+    would requeue the text mid-send and send it itself, and the notice would
+    send it again: two texts, and a notice that never learns the outcome.
+    """
+    raised = clock.now
+    alert_id = raise_urgent(runtime, alex, raised)  # e-mail off: one text to Dr Riley
+    with pytest.raises(SchedulerKilled):
+        notify_due(dataclasses.replace(runtime, gateway=DyingGateway()), raised)
+    (text,) = staff_texts(runtime)
+    assert (text.status, text.provider_sid) == ("sending", None)
+
+    for minutes in [0, 1, 5, 10]:
+        reconcile_in_flight(runtime, raised + timedelta(minutes=minutes))
+        (still,) = staff_texts(runtime)
+        assert (still.id, still.status, still.provider_sid) == (text.id, "sending", None)
+
+    # The notice is sent again once its attempt is stale: on the same row, once.
+    assert notify_due(runtime, raised + timedelta(minutes=10)) == {
+        "alerts": 0,
+        "fallbacks": 0,
+        "sent": 1,
+        "failed": 0,
+    }
+    (sent,) = staff_texts(runtime)
+    assert (sent.id, sent.status, sent.attempts) == (text.id, "delivered", 2)
+    assert sent.provider_sid == f"LM{text.id}"
+    assert [(n.channel, n.status, n.message_id) for n in notices(runtime, alert_id)] == [
+        ("sms", "sent", text.id)
+    ]
+    reconcile_in_flight(runtime, raised + timedelta(hours=1))
+    assert len(staff_texts(runtime)) == 1 and staff_texts(runtime)[0].status == "delivered"
 
 
 # -- several scheduler processes ---------------------------------------------------------
@@ -594,7 +675,7 @@ def test_concurrent_runs_notify_and_escalate_each_recipient_once(
 
 def test_the_words_name_the_practice_and_the_link_and_nothing_else() -> None:
     link = "https://prombot.example/staff/alerts/abc"
-    for kind in ["notify", "escalate"]:
+    for kind in ["notify", "fallback", "escalate"]:
         words = notice(practice_name="Demo Surgery", link=link, kind=kind, minutes_open=30)
         for text in [words.subject, words.email_body, words.sms_body]:
             assert "Demo Surgery" in text

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from sqlmodel import col, select
 from werkzeug.security import check_password_hash
 
-from bot.alerts import notify_due
+from bot.services.alert_notices import notify_due
 from bot.services.demo import DEMO_PASSWORD, Demo
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
@@ -61,9 +61,11 @@ PASSWORD_WORDS = ("scrypt", "pbkdf2", "$")  # what a werkzeug hash looks like
 
 
 def add(client: FlaskClient, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """Add a member of staff; their record as listed (the answer's warnings set aside)."""
     response = client.post("/api/v1/staff", headers=headers, json=changed(NEW_STAFF, fields))
     assert response.status_code == 201, response.json
-    return response.json
+    assert isinstance(response.json["warnings"], list)
+    return {k: v for k, v in response.json.items() if k != "warnings"}
 
 
 def row(runtime: Runtime, staff_id: str) -> StaffUser | None:
@@ -498,7 +500,7 @@ def test_a_member_of_staff_is_changed_field_by_field(
         response = client.patch(url, headers=api_headers, json=body)
         assert response.status_code == 200, response.json
         expected.update(effect)
-        assert response.json == expected, body
+        assert response.json == {**expected, "warnings": []}, body
     assert (
         next(
             s
@@ -692,7 +694,7 @@ def test_someone_put_on_duty_through_the_api_is_texted_the_next_urgent_alert(
     clock.advance(minutes=1)
 
     alert_id = raise_urgent(runtime, demo.patients[0], clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "sent": 1, "failed": 0}
+    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 0}
 
     assert staff_texts(runtime) == ["+447700900064"]  # the new duty clinician, not Dr Riley
     with transaction(runtime.engine, read_only=True) as session:

@@ -1,6 +1,6 @@
 """alert: the item a flag came from and the patient's own words
 
-Revision ID: 0003_i7core
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02 12:00:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0003_i7core"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,28 +1,38 @@
-"""Notifying and escalating urgent alerts: claim in the database, then send, then record.
+"""Telling staff about urgent alerts: claim in the database, then send, then record.
 
-Each run has three short steps, none of which holds a transaction open while
+Two service functions, called by the scheduler every few seconds and by
+``prombot tick``: ``notify_due`` (new alerts, and the fallback for alerts
+whose notices all failed) and ``escalate_due`` (alerts nobody acknowledged).
+Who is told is decided in ``alert_routing``; what counts as reached is
+defined in ``alert_reach``.
+
+Each run has short steps, none of which holds a transaction open while
 talking to a mail server or an SMS gateway:
 
 1. Claim (one transaction): urgent alerts that are due, locked with
    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite takes its write lock at
-   ``BEGIN IMMEDIATE``). Each is marked (``notified_at``, or ``escalations``
-   and a new ``next_escalation_at``) and gets one ``alert_notification`` row
-   per recipient and channel, status ``queued``, in the same transaction. A
-   second scheduler process skips the locked alerts or, once they commit, no
-   longer finds them due: nobody is told twice.
+   ``BEGIN IMMEDIATE``). Each is marked (``notified_at``, ``fallback_at``, or
+   ``escalations`` and a new ``next_escalation_at``) and gets one
+   ``alert_notification`` row per recipient and channel, status ``queued``,
+   in the same transaction. A second scheduler process skips the locked
+   alerts or, once they commit, no longer finds them due: nobody is told twice.
 2. Deliver: notification rows that are ``queued``, or ``retry`` and due, are
    claimed the same way (status ``sending``); each is sent on its own, so one
    failed e-mail stops neither the text nor anyone else's notice.
 3. Record (one short transaction per notice): ``sent``, or ``failed`` with a
    short error. A failure is tried again on a later run, after
-   ``RETRY_AFTER``, up to ``MAX_ATTEMPTS`` failures in a row for one person,
-   alert, channel and kind (a later escalation round tries once more); an
-   SMS refused for good (e.g. not a mobile) is not retried.
+   ``RETRY_AFTER``, up to ``MAX_ATTEMPTS`` failures in a row for one
+   recipient, alert, channel and kind (a later escalation round tries once
+   more); an SMS refused for good (e.g. not a mobile) is not retried.
+4. Fall back: an alert whose notices have all failed for good (including a
+   text whose delivery report says it never arrived) goes at once to the
+   escalation contacts and the practice's contact e-mail, once.
 
-Every notice and every claim is in the audit log, by id only. Delivery is at
-least once: a process that dies between sending and recording leaves a row
-``sending``, which is sent again after ``STALE_AFTER`` (a clinician may then
-get a notice twice, never none).
+Every notice and every claim is in the audit log, by id only; the fallback's
+entry says why (``alert.fallback.<reason>``). Delivery is at least once: a
+process that dies between sending and recording leaves a row ``sending``,
+which is sent again after ``STALE_AFTER`` (a clinician may then get a notice
+twice, never none).
 """
 
 from __future__ import annotations
@@ -36,7 +46,8 @@ from sqlmodel import Session, col, select
 
 from bot.alerts.email import build_email, send_email, short_error, smtp_settings
 from bot.alerts.texts import alert_link, notice
-from bot.services import audit
+from bot.services import alert_reach, alert_routing, audit
+from bot.services.alert_routing import PRACTICE_CONTACT, Recipient
 from bot.services.runtime import Runtime
 from bot.sms.gateway import SendError
 from bot.store.db import transaction
@@ -48,17 +59,28 @@ URGENT = "urgent"
 ACTOR = "system"
 BATCH = 100
 MAX_ATTEMPTS = 3
-"""Failures in a row (one person, alert, channel and kind) after which a notice is not retried."""
+"""Failures in a row (per recipient, alert, channel and kind) before a notice is given up."""
 RETRY_AFTER = timedelta(minutes=1)
 """How long a failed notice waits before it is tried again."""
 STALE_AFTER = timedelta(minutes=10)
 """A notice still ``sending`` this long after its attempt began was interrupted: send it again."""
+TEXT_LEASE = 2 * STALE_AFTER
+"""How long the outbox leaves a text to staff alone while this module is sending it."""
 
 
 def notify_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
-    """Tell the duty clinician(s) about every urgent alert not yet notified; send what waits."""
+    """Tell the duty clinician(s), or the fallback, about every urgent alert not yet notified.
+
+    Then send what waits, and fall back for any alert whose notices have all
+    failed for good, sending those notices at once too.
+    """
     alerts = _claim_new_alerts(rt, now, limit)
-    return {"alerts": alerts, **_deliver(rt, now, limit)}
+    counts = _deliver(rt, now, limit)
+    fallbacks = _claim_fallbacks(rt, now, limit)
+    if fallbacks:
+        for key, value in _deliver(rt, now, limit).items():
+            counts[key] += value
+    return {"alerts": alerts, "fallbacks": fallbacks, **counts}
 
 
 def escalate_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
@@ -71,7 +93,7 @@ def escalate_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str,
 
 
 def _claim_new_alerts(rt: Runtime, now: datetime, limit: int) -> int:
-    email_on = _email_on(rt)
+    email_on = alert_routing.email_alerts_on(rt.config)
     with transaction(rt.engine) as session:
         alerts = session.exec(
             select(Alert)
@@ -90,17 +112,43 @@ def _claim_new_alerts(rt: Runtime, now: datetime, limit: int) -> int:
             # Counted from when it was raised: an alert that waited for a stopped
             # scheduler is escalated at once rather than 30 minutes late.
             alert.next_escalation_at = max(now, alert.created_at + after)
-            staff = _staff(session, practice.id)
-            recipients = [s for s in staff if s.on_duty] or [
-                s for s in staff if s.escalation_contact
-            ]
-            queued = _queue(session, alert, recipients, kind="notify", email_on=email_on, now=now)
-            _audit_claim(session, alert, "alert.notified" if queued else "alert.notify_unsent", now)
+            route = alert_routing.first_notice(practice, _staff(session, practice.id), email_on)
+            if route.fallback_reason is None:
+                _audit_claim(session, alert, "alert.notified", now)
+                _queue(session, alert, route.recipients, kind="notify", now=now)
+                continue
+            alert.fallback_at = now
+            _audit_claim(session, alert, f"alert.fallback.{route.fallback_reason}", now)
+            if not _queue(session, alert, route.recipients, kind="fallback", now=now):
+                _audit_claim(session, alert, "alert.notify_unsent", now)
+    return len(alerts)
+
+
+def _claim_fallbacks(rt: Runtime, now: datetime, limit: int) -> int:
+    """Alerts whose notices all failed for good: the escalation contacts and the mailbox, now."""
+    email_on = alert_routing.email_alerts_on(rt.config)
+    with transaction(rt.engine) as session:
+        alerts = session.exec(
+            select(Alert)
+            .where(alert_reach.awaiting_fallback())
+            .order_by(col(Alert.created_at), col(Alert.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for alert in alerts:
+            practice = session.get(Practice, alert.practice_id)
+            assert practice is not None
+            alert.fallback_at = now
+            reason = alert_routing.NOTICES_FAILED
+            _audit_claim(session, alert, f"alert.fallback.{reason}", now)
+            recipients = alert_routing.fallback(practice, _staff(session, practice.id), email_on)
+            if not _queue(session, alert, recipients, kind="fallback", now=now):
+                _audit_claim(session, alert, "alert.fallback_unsent", now)
     return len(alerts)
 
 
 def _claim_escalations(rt: Runtime, now: datetime, limit: int) -> int:
-    email_on = _email_on(rt)
+    email_on = alert_routing.email_alerts_on(rt.config)
     with transaction(rt.engine) as session:
         alerts = session.exec(
             select(Alert)
@@ -119,10 +167,13 @@ def _claim_escalations(rt: Runtime, now: datetime, limit: int) -> int:
             alert.next_escalation_at = now + timedelta(
                 minutes=max(1, practice.escalate_every_minutes)
             )
-            staff = _staff(session, practice.id)
-            contacts = [s for s in staff if s.escalation_contact]
-            recipients = contacts + [s for s in staff if s.on_duty and s not in contacts]
-            queued = _queue(session, alert, recipients, kind="escalate", email_on=email_on, now=now)
+            recipients = alert_routing.escalation(
+                practice,
+                _staff(session, practice.id),
+                email_on,
+                include_practice_contact=alert.fallback_at is not None,
+            )
+            queued = _queue(session, alert, recipients, kind="escalate", now=now)
             _audit_claim(
                 session, alert, "alert.escalated" if queued else "alert.escalation_unsent", now
             )
@@ -140,25 +191,17 @@ def _staff(session: Session, practice_id: str) -> list[StaffUser]:
 
 
 def _queue(
-    session: Session,
-    alert: Alert,
-    recipients: list[StaffUser],
-    *,
-    kind: str,
-    email_on: bool,
-    now: datetime,
+    session: Session, alert: Alert, recipients: list[Recipient], *, kind: str, now: datetime
 ) -> int:
     queued = 0
-    for person in recipients:
-        channels = (["email"] if email_on and person.email else []) + (
-            ["sms"] if person.mobile else []
-        )
-        for channel in channels:
+    for recipient in recipients:
+        for channel in recipient.channels:
             session.add(
                 AlertNotification(
                     alert_id=alert.id,
                     practice_id=alert.practice_id,
-                    recipient_id=person.id,
+                    recipient_type=recipient.type,
+                    recipient_id=recipient.staff_id,
                     channel=channel,
                     kind=kind,
                     status="queued",
@@ -167,7 +210,8 @@ def _queue(
             )
             queued += 1
     if not queued:
-        log.warning("alert.nobody_to_tell", alert_id=alert.id, kind=kind)
+        # Shown on every staff page and counted by /healthz (alert_reach) until someone is told.
+        log.error("alert.nobody_to_tell", alert_id=alert.id, kind=kind)
     return queued
 
 
@@ -181,14 +225,6 @@ def _audit_claim(session: Session, alert: Alert, action: str, now: datetime) -> 
         subject_id=alert.id,
         now=now,
     )
-
-
-def _email_on(rt: Runtime) -> bool:
-    """E-mail alerts are on when SMTP_URL names something (a bad URL fails visibly later)."""
-    try:
-        return smtp_settings(rt.config.get("SMTP_URL")) is not None
-    except ValueError:
-        return True
 
 
 # -- delivering notices ------------------------------------------------------------------
@@ -242,11 +278,8 @@ def _claim_notices(rt: Runtime, now: datetime, limit: int) -> list[_Job]:
         jobs: list[_Job] = []
         for row in rows:
             alert = session.get(Alert, row.alert_id)
-            person = session.get(StaffUser, row.recipient_id)
             practice = session.get(Practice, row.practice_id)
-            address = (
-                (person.email if row.channel == "email" else person.mobile) if person else None
-            )
+            address = _address(session, row, practice)
             reason = None
             if alert is None or practice is None or alert.status != "open":
                 reason = "alert no longer open"
@@ -267,23 +300,8 @@ def _claim_notices(rt: Runtime, now: datetime, limit: int) -> list[_Job]:
                 kind=row.kind,
                 minutes_open=minutes_open,
             )
-            message_id = None
             if row.channel == "sms":
-                # The text goes in the message log like every other (it is the
-                # local gateway's "phone"); no patient: it is to a member of staff.
-                message = Message(
-                    practice_id=practice.id,
-                    patient_id=None,
-                    direction="outbound",
-                    phone=address,
-                    body=words.sms_body,
-                    status="sending",
-                    attempts=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(message)
-                message_id = message.id
+                row.message_id = _text_row(session, row, practice, address, words.sms_body, now)
             jobs.append(
                 _Job(
                     notification_id=row.id,
@@ -296,10 +314,59 @@ def _claim_notices(rt: Runtime, now: datetime, limit: int) -> list[_Job]:
                     subject=words.subject,
                     email_body=words.email_body,
                     sms_body=words.sms_body,
-                    message_id=message_id,
+                    message_id=row.message_id if row.channel == "sms" else None,
                 )
             )
     return jobs
+
+
+def _address(session: Session, row: AlertNotification, practice: Practice | None) -> str | None:
+    """Where the notice goes, read now: a person's e-mail or mobile, or the practice's e-mail."""
+    if row.recipient_type == PRACTICE_CONTACT:
+        return practice.contact_email if practice and row.channel == "email" else None
+    person = session.get(StaffUser, row.recipient_id) if row.recipient_id else None
+    if person is None:
+        return None
+    return person.email if row.channel == "email" else person.mobile
+
+
+def _text_row(
+    session: Session,
+    row: AlertNotification,
+    practice: Practice,
+    address: str,
+    body: str,
+    now: datetime,
+) -> str:
+    """The notice's text in the message log, where its delivery reports will land.
+
+    Like every text it is in the message log (it is the local gateway's
+    "phone"); no patient: it is to a member of staff. It carries a lease
+    (``next_attempt_at``) so that the outbox, which settles texts left in
+    flight, leaves it to this module while it is being sent. A notice sent
+    again after a crash reuses its row if nothing else has settled it.
+    """
+    earlier = session.get(Message, row.message_id) if row.message_id else None
+    if earlier is not None and earlier.status == "sending" and earlier.provider_sid is None:
+        earlier.attempts += 1
+        earlier.next_attempt_at = now + TEXT_LEASE
+        earlier.updated_at = now
+        return earlier.id
+    message = Message(
+        practice_id=practice.id,
+        patient_id=None,
+        direction="outbound",
+        phone=address,
+        body=body,
+        status="sending",
+        attempts=1,
+        next_attempt_at=now + TEXT_LEASE,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()  # the notice refers to it
+    return message.id
 
 
 @dataclass(frozen=True)
@@ -367,6 +434,7 @@ def _record(rt: Runtime, job: _Job, now: datetime, outcome: _Outcome) -> None:
                     AlertNotification(
                         alert_id=row.alert_id,
                         practice_id=row.practice_id,
+                        recipient_type=row.recipient_type,
                         recipient_id=row.recipient_id,
                         channel=row.channel,
                         kind=row.kind,
@@ -388,6 +456,7 @@ def _record(rt: Runtime, job: _Job, now: datetime, outcome: _Outcome) -> None:
             message.status = outcome.provider_status or ("failed" if error else "sent")
             message.provider_sid = outcome.provider_sid
             message.error_code = outcome.error_code
+            message.next_attempt_at = None  # settled: no lease left for the outbox to see
             if error is None:
                 message.sent_at = now
             message.updated_at = now
@@ -398,7 +467,12 @@ def _failures_in_a_row(session: Session, row: AlertNotification) -> int:
     rows = session.exec(
         select(AlertNotification)
         .where(AlertNotification.alert_id == row.alert_id)
-        .where(AlertNotification.recipient_id == row.recipient_id)
+        .where(AlertNotification.recipient_type == row.recipient_type)
+        .where(
+            col(AlertNotification.recipient_id).is_(None)
+            if row.recipient_id is None
+            else AlertNotification.recipient_id == row.recipient_id
+        )
         .where(AlertNotification.channel == row.channel)
         .where(AlertNotification.kind == row.kind)
     ).all()
