@@ -93,12 +93,13 @@ def get_code_system(code_system_id: str):
     return _resource(document)
 
 
-@bp.get("/QuestionnaireResponse/<response_id>")
+@bp.get("/QuestionnaireResponse/<invitation_id>")
 @authenticated
-def get_questionnaire_response(response_id: str):
+def get_questionnaire_response(invitation_id: str):
+    """By the invitation's id, or, for a screen that went on, by the screen's result id."""
     with transaction(context.runtime().engine, read_only=True) as session:
         document = fhir.questionnaire_response_by_id(
-            session, context.runtime().catalogue, g.practice, response_id, _urls()
+            session, context.runtime().catalogue, g.practice, invitation_id, _urls()
         )
     return _resource(document)
 
@@ -176,4 +177,4 @@ def _self_url(
     urls: fhir.Urls, resource_type: str, patient_id: str, name: str, include: bool
 ) -> str:
     parameters = [("patient", patient_id)] + ([(name, DERIVED_FROM)] if include else [])
-    return f"{urls.base}/{resource_type}?{urlencode(parameters)}"
+    return f"{urls.base}/{resource_type}?{urlencode(parameters, safe=':/')}"
