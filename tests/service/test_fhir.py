@@ -27,7 +27,7 @@ from bot.services.enrolment import create_practice, new_api_token
 from bot.services.runtime import Runtime
 from bot.services.timers import expire_due
 from bot.store.db import transaction
-from bot.store.models import Patient
+from bot.store.models import Patient, ResultRecord
 from tests.fhir_checks import assert_valid_fhir, response_fits_questionnaire
 from tests.service.conftest import PUBLIC_BASE_URL, Clock
 from tests.service.test_api import PHQ9_ITEMS, answer_phq9, bearer, start_now, text, zulu
@@ -735,3 +735,47 @@ def test_every_fhir_answer_is_documented_in_the_openapi_document(
         assert (response.mimetype, media_type) == (expected, expected), path
     for template in {template for template, _, _ in calls}:
         assert "401" in document["paths"][f"/api/v1/fhir/{template}"]["get"]["responses"]
+
+
+def _edit_result(runtime: Runtime, result_id: str, **changes: Any) -> None:
+    with transaction(runtime.engine) as session:
+        result = session.get(ResultRecord, result_id)
+        for name, value in changes.items():
+            setattr(result, name, value)
+
+
+# what changed under the stored result (a questionnaire file edited in place), what reads it,
+# the fault
+EDITED = [
+    ({"answers_json": json.dumps({"interest": 7})}, "QuestionnaireResponse", "has no option 7"),
+    ({"band": "catastrophic"}, "Observation", "has no band 'catastrophic'"),
+    ({"instrument": "phq9_old"}, "QuestionnaireResponse", "'phq9_old' is no longer loaded"),
+    ({"instrument": "phq9_old"}, "Observation", "'phq9_old' is no longer loaded"),
+]
+
+
+@pytest.mark.parametrize(("changes", "reader", "fault"), EDITED)
+def test_answers_that_no_longer_fit_the_questionnaire_are_refused_not_guessed(
+    client: FlaskClient,
+    runtime: Runtime,
+    clock: Clock,
+    api_headers: dict[str, str],
+    demo: Demo,
+    changes: dict[str, Any],
+    reader: str,
+    fault: str,
+) -> None:
+    alex = demo.patients[0]
+    invitation_id = answer_phq9(
+        client, api_headers, runtime, clock, demo.practice, alex, ["1"] * 10
+    )
+    [result] = results(client, api_headers, alex.id)
+    _edit_result(runtime, result["id"], **changes)
+    read = {"QuestionnaireResponse": invitation_id, "Observation": result["id"]}[reader]
+    for path in [
+        f"{reader}/{read}",
+        f"QuestionnaireResponse?patient={alex.id}&_revinclude=Observation:derived-from",
+    ]:
+        response = client.get(f"/api/v1/fhir/{path}", headers=api_headers)
+        assert response.status_code == 409, path
+        assert fault in response.json["error"]
