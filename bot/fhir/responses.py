@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -149,17 +149,34 @@ def _stages(
     results = sorted(
         results, key=lambda r: (r.finished_at, r.instrument != invitation.instrument, r.id)
     )
-    found: list[tuple[Instrument, str, Mapping[str, int], datetime | None, ResultRecord | None]]
-    found = [
-        (_instrument(catalogue, r.instrument), r.status, _loads(r), r.finished_at, r)
+    stages = [
+        Stage(
+            invitation=invitation,
+            instrument=_instrument(catalogue, r.instrument),
+            resource_id=r.id,
+            status=r.status,
+            answers=json.loads(r.answers_json),
+            authored=r.finished_at,
+            result=r,
+        )
         for r in results
     ]
     if active is not None:
         state = ConversationState.from_json(active.state_json)
+        _instrument(catalogue, state.stage)
         so_far = outcome(state, catalogue, state.updated_at)
-        instrument = _instrument(catalogue, so_far.instrument)
-        found.append((instrument, "in_progress", so_far.answers, invitation.started_at, None))
-    elif not found:
+        stages.append(
+            Stage(
+                invitation=invitation,
+                instrument=_instrument(catalogue, so_far.instrument),
+                resource_id=invitation.id,
+                status="in_progress",
+                answers=so_far.answers,
+                authored=invitation.started_at,
+                result=None,
+            )
+        )
+    elif not stages:
         # Finished without a stored result (kept for records older than results):
         # the last accepted answer to each item.
         instrument = _instrument(catalogue, invitation.instrument)
@@ -168,22 +185,20 @@ def _stages(
             .where(Answer.invitation_id == invitation.id)
             .where(Answer.superseded == False)  # noqa: E712
         ).all()
-        answers = {a.item: a.value for a in rows if a.item in instrument.item_ids}
-        authored = invitation.finished_at or invitation.started_at
-        found.append((instrument, invitation.status, answers, authored, None))
-    last = len(found) - 1
-    return [
-        Stage(
-            invitation=invitation,
-            instrument=instrument,
-            resource_id=invitation.id if index == last else result.id,  # type: ignore[union-attr]
-            status=status,
-            answers=answers,
-            authored=authored,
-            result=result,
+        stages.append(
+            Stage(
+                invitation=invitation,
+                instrument=instrument,
+                resource_id=invitation.id,
+                status=invitation.status,
+                answers={a.item: a.value for a in rows if a.item in instrument.item_ids},
+                authored=invitation.finished_at or invitation.started_at,
+                result=None,
+            )
         )
-        for index, (instrument, status, answers, authored, result) in enumerate(found)
-    ]
+    # The stage the invitation ended on (or is on) is read by the invitation's id.
+    stages[-1] = replace(stages[-1], resource_id=invitation.id)
+    return stages
 
 
 def _instrument(catalogue: Catalogue, instrument_id: str) -> Instrument:
@@ -191,10 +206,6 @@ def _instrument(catalogue: Catalogue, instrument_id: str) -> Instrument:
         return catalogue[instrument_id]
     except KeyError:
         raise InstrumentChanged(f"questionnaire {instrument_id!r} is no longer loaded") from None
-
-
-def _loads(result: ResultRecord) -> dict[str, int]:
-    return json.loads(result.answers_json)
 
 
 # -- building resources ------------------------------------------------------------------
