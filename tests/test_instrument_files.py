@@ -75,10 +75,11 @@ FLAGS = [
 # id, LOINC panel, LOINC total, SNOMED CT total, minimal important change
 CODES = [
     ("phq9", "44249-1", "44261-6", "720433000", 5),
-    ("phq2", "55757-9", "55758-7", None, None),
+    ("phq2", "55757-9", "55758-7", "836541000000100", None),
     ("gad7", "69737-5", "70274-6", "445455005", 4),
     ("gad2", None, None, None, None),
-    ("auditc", "72109-2", "75626-2", "763256006", None),
+    # UK units: LOINC's AUDIT-C panel and total are the US standard-drinks version's
+    ("auditc", None, None, "763256006", None),
     ("who5", None, None, None, None),
 ]
 
@@ -100,7 +101,7 @@ ITEM_LOINC = [
         ],
     ),
     ("gad7", ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]),
-    ("auditc", ["68518-0", "68519-8", "68520-6"]),
+    ("auditc", ["68518-0", None, None]),  # only the first question is LOINC's question
 ]
 
 

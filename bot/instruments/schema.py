@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bot.instruments import rules as r
 from bot.instruments.gsm7 import non_gsm7_characters
@@ -20,6 +20,8 @@ from bot.instruments.rules import Facts, Rule
 from bot.instruments.vocabulary import Vocabulary, normalise
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+# linkIds the FHIR Questionnaire uses for the stem and the total (bot/fhir): not item ids
+RESERVED_ITEM_IDS = frozenset({"stem", "total"})
 
 
 class _Model(BaseModel):
@@ -36,6 +38,38 @@ class Option(_Model):
         default=None,
         description="a bare number in this range chooses this option (letter-keyed sets only)",
     )
+
+
+def loinc_check_digit(digits: str) -> int:
+    """LOINC's mod-10 check digit (LOINC Users' Guide): a typo in a code fails it."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return (10 - total % 10) % 10
+
+
+def _loinc_code(code: str | None) -> str | None:
+    """A LOINC term code such as 44261-6, its check digit right."""
+    if code is None:
+        return None
+    match = re.fullmatch(r"(\d{1,7})-(\d)", code)
+    if match is None:
+        raise ValueError(f"{code!r} is not a LOINC code such as 44261-6")
+    if loinc_check_digit(match[1]) != int(match[2]):
+        raise ValueError(f"{code!r} has the wrong LOINC check digit: a typo?")
+    return code
+
+
+LoincCode = Annotated[str, AfterValidator(_loinc_code)]
+SnomedCode = Annotated[str, Field(pattern=r"^[1-9]\d{5,17}$")]
+
+
+class LoincAnswer(_Model):
+    """A LOINC answer (LA) code and LOINC's own display for it, for the FHIR export."""
+
+    code: str = Field(pattern=r"^LA\d{1,8}-\d$")
+    display: str = Field(min_length=1)
 
 
 class OptionSet(_Model):
@@ -57,6 +91,15 @@ class OptionSet(_Model):
     # Filled by the loader from the named vocabulary: phrase -> value, and number suffixes.
     _everyday: dict[str, int] = PrivateAttr(default_factory=dict)
     _number_suffixes: tuple[str, ...] = PrivateAttr(default=())
+    loinc_answer_list: str | None = Field(
+        default=None,
+        pattern=r"^LL\d{1,8}-\d$",
+        description="the LOINC answer list (LL) these answers come from, for the record",
+    )
+    loinc_answers: dict[int, LoincAnswer] | None = Field(
+        default=None,
+        description="option value -> LOINC answer; used only by items that carry a LOINC code",
+    )
 
     def key_of(self, option: Option) -> str:
         if self.keys == "numbers":
@@ -116,7 +159,11 @@ class Item(_Model):
     options: str = Field(description="name of an option set")
     scored: bool = True
     ask_when: Rule | None = None
-    loinc: str | None = None
+    loinc: LoincCode | None = None
+    loinc_answers: dict[int, LoincAnswer] | None = Field(
+        default=None,
+        description="this item's own LOINC answers, where LOINC gives it other ones than its set's",
+    )
     safety_critical: bool = Field(
         default=False,
         description=(
@@ -159,9 +206,11 @@ class Scoring(_Model):
 
 
 class Codes(_Model):
-    loinc_panel: str | None = None
-    loinc_total: str | None = None
-    snomed_total: str | None = None
+    """The instrument's codes for the GP record, each checked against a source (docs/fhir.md)."""
+
+    loinc_panel: LoincCode | None = None
+    loinc_total: LoincCode | None = None
+    snomed_total: SnomedCode | None = None
     snomed_total_display: str | None = None
 
 
@@ -259,6 +308,8 @@ class Instrument(_Model):
         ids = [item.id for item in self.items]
         if len(set(ids)) != len(ids):
             problems.append("item ids are not unique")
+        for reserved in RESERVED_ITEM_IDS.intersection(ids):
+            problems.append(f"item id {reserved!r} is reserved for the FHIR export")
         if not self.scored_item_ids:
             problems.append("no scored items")
         for name, option_set in self.option_sets.items():
@@ -312,6 +363,7 @@ class Instrument(_Model):
                 problems.append(f"flag {flag.id!r} is immediate but needs the total")
         problems += self._check_safety_items()
         problems += self._check_text()
+        problems += self._check_loinc_answers()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -351,6 +403,31 @@ class Instrument(_Model):
                     f"item {item.id!r} is safety_critical but every answer raises its crisis "
                     "flag, so no reply is a clear safe answer"
                 )
+        return problems
+
+    def _check_loinc_answers(self) -> list[str]:
+        """LOINC answers cover every option, and only items with a LOINC code use them.
+
+        An answer code means something only as the answer to its LOINC question, so
+        an item without one (AUDIT-C's UK units) keeps our own codes.
+        """
+        problems = []
+        coded_sets = {item.options for item in self.items if item.loinc}
+        for name, option_set in self.option_sets.items():
+            if option_set.loinc_answers is None:
+                continue
+            if set(option_set.loinc_answers) != {o.value for o in option_set.options}:
+                problems.append(f"option set {name!r} has LOINC answers for other values")
+            if name not in coded_sets:
+                problems.append(f"option set {name!r} has LOINC answers but no LOINC-coded item")
+        for item in self.items:
+            if item.loinc_answers is None:
+                continue
+            if item.loinc is None:
+                problems.append(f"item {item.id!r} has LOINC answers but no LOINC code")
+            values = {o.value for o in self.option_sets[item.options].options}
+            if set(item.loinc_answers) != values:
+                problems.append(f"item {item.id!r} has LOINC answers for other values")
         return problems
 
     def _check_bands(self) -> list[str]:

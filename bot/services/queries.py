@@ -54,6 +54,7 @@ def invitation_json(invitation: Invitation) -> dict[str, Any]:
 
 def result_json(result: ResultRecord) -> dict[str, Any]:
     return {
+        "id": result.id,
         "invitation_id": result.invitation_id,
         "instrument": result.instrument,
         "instrument_version": result.instrument_version,

@@ -6,11 +6,12 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from bot.web import api, health, simulator, staff, webhook
+    from bot.web import api, fhir_api, health, simulator, staff, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(fhir_api.bp)
     app.register_blueprint(simulator.bp)
     app.register_blueprint(staff.bp)
     staff.init_app(app)

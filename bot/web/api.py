@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bot.fhir import questionnaire_response
 from bot.services import alert_routing, queries, schedule_admin, staff_admin
 from bot.services.alert_acknowledgement import acknowledge
 from bot.services.enrolment import (
@@ -268,15 +267,7 @@ def get_messages():
         return jsonify(queries.messages_of(session, g.practice, request.args.get("patient_id")))
 
 
-@bp.get("/fhir/QuestionnaireResponse/<invitation_id>")
-@authenticated
-def get_questionnaire_response(invitation_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        invitation = queries.get_invitation(session, g.practice, invitation_id)
-        document = questionnaire_response(session, context.runtime().catalogue, invitation)
-    response = jsonify(document)
-    response.mimetype = "application/fhir+json"
-    return response
+# FHIR (/api/v1/fhir/...) has its own blueprint: bot/web/fhir_api.py
 
 
 # -- protocols: a practice's named schedules ------------------------------------------

@@ -59,6 +59,26 @@ def _integer(low: int, high: int, description: str) -> dict[str, Any]:
     return {"type": "integer", "minimum": low, "maximum": high, "description": description}
 
 
+def _fhir(resource_type: str) -> dict[str, Any]:
+    """A FHIR R4 resource (validated against FHIR itself, not described here)."""
+    return {
+        "description": f"FHIR R4 {resource_type}",
+        "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+    }
+
+
+def _search_include(name: str, adds: str) -> dict[str, Any]:
+    schema = {"type": "string", "enum": ["Observation:derived-from"]}
+    return {"name": name, "in": "query", "description": adds, "schema": schema}
+
+
+PATIENT_SEARCH = {
+    "name": "patient",
+    "in": "query",
+    "required": True,
+    "description": "the patient's id, or Patient/{id}",
+    "schema": {"type": "string"},
+}
 PROTOCOL_PATH = {"name": "name", "in": "path", "required": True, "schema": PROTOCOL_NAME}
 PENDING_ONLY = (
     "Only pending invitations (not yet sent) are changed. An active questionnaire has "
@@ -213,14 +233,66 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/fhir/QuestionnaireResponse/{invitation_id}": {
             "get": {
                 "summary": "An invitation's answers as a FHIR R4 QuestionnaireResponse",
+                "description": "The questionnaire the invitation ended on, or is on now. A "
+                "screen that went on to the full questionnaire is QuestionnaireResponse/"
+                "{result_id}. An invitation not yet sent has no response: 404. See docs/fhir.md.",
                 "parameters": [_path_id("invitation_id")],
-                "responses": {
-                    "200": {
-                        "description": "QuestionnaireResponse",
-                        "content": {"application/fhir+json": {"schema": {"type": "object"}}},
-                    },
-                    **ERRORS,
-                },
+                "responses": {"200": _fhir("QuestionnaireResponse"), **ERRORS},
+            }
+        },
+        "/api/v1/fhir/QuestionnaireResponse": {
+            "get": {
+                "summary": "A patient's QuestionnaireResponses as a FHIR searchset Bundle",
+                "parameters": [
+                    PATIENT_SEARCH,
+                    _search_include("_revinclude", "adds the score Observations"),
+                ],
+                "responses": {"200": _fhir("Bundle"), **ERRORS, **UNPROCESSABLE},
+            }
+        },
+        "/api/v1/fhir/Observation": {
+            "get": {
+                "summary": "A patient's score Observations as a FHIR searchset Bundle",
+                "parameters": [
+                    PATIENT_SEARCH,
+                    _search_include("_include", "adds the QuestionnaireResponses"),
+                ],
+                "responses": {"200": _fhir("Bundle"), **ERRORS, **UNPROCESSABLE},
+            }
+        },
+        "/api/v1/fhir/Observation/{observation_id}": {
+            "get": {
+                "summary": "A score (a result's total) as a FHIR Observation",
+                "parameters": [_path_id("observation_id")],
+                "responses": {"200": _fhir("Observation"), **ERRORS},
+            }
+        },
+        "/api/v1/fhir/Questionnaire/{questionnaire_id}": {
+            "get": {
+                "summary": "The FHIR Questionnaire a response's canonical names",
+                "parameters": [
+                    {
+                        "name": "questionnaire_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "examples": ["phq9", "auditc"]},
+                    }
+                ],
+                "responses": {"200": _fhir("Questionnaire"), **ERRORS},
+            }
+        },
+        "/api/v1/fhir/CodeSystem/{code_system_id}": {
+            "get": {
+                "summary": "One of our own FHIR code systems (answers without LOINC codes, bands)",
+                "parameters": [
+                    {
+                        "name": "code_system_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "examples": ["who5.answers.time"]},
+                    }
+                ],
+                "responses": {"200": _fhir("CodeSystem"), **ERRORS},
             }
         },
         "/api/v1/protocols": {
@@ -813,6 +885,7 @@ OPENAPI: dict[str, Any] = {
                     "flags",
                 ],
                 "properties": {
+                    "id": {**ID, "description": "the result; its score is FHIR Observation/{id}"},
                     "invitation_id": ID,
                     "instrument": {"type": "string"},
                     "instrument_version": {"type": "string"},

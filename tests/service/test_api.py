@@ -205,6 +205,15 @@ SCHEDULE_ENDPOINTS = [
     ("PATCH", "/api/v1/practice"),
     ("GET", "/api/v1/instruments"),
 ]
+# FHIR beyond the QuestionnaireResponse above: tested (401s, 404s, 422s and every
+# answer validated as FHIR R4) in test_fhir.py.
+FHIR_ENDPOINTS = [
+    ("GET", "/api/v1/fhir/QuestionnaireResponse"),
+    ("GET", "/api/v1/fhir/Observation"),
+    ("GET", "/api/v1/fhir/Observation/{observation_id}"),
+    ("GET", "/api/v1/fhir/Questionnaire/{questionnaire_id}"),
+    ("GET", "/api/v1/fhir/CodeSystem/{code_system_id}"),
+]
 # The practice's staff: tested (401s and documented answers included) in test_staff_api.py.
 STAFF_ENDPOINTS = [
     ("GET", "/api/v1/staff"),
@@ -1064,7 +1073,7 @@ def _documented(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_the_endpoint_tables_here_cover_every_api_route(app: Flask) -> None:
-    tables = ENDPOINTS + SCHEDULE_ENDPOINTS + STAFF_ENDPOINTS + PUBLIC_ENDPOINTS
+    tables = ENDPOINTS + SCHEDULE_ENDPOINTS + STAFF_ENDPOINTS + FHIR_ENDPOINTS + PUBLIC_ENDPOINTS
     assert _api_routes(app) == {(m, p.split("?")[0]) for m, p in tables}
 
 
@@ -1231,5 +1240,5 @@ def test_every_api_answer_matches_its_documented_schema(
     # the scheduling and staff endpoints' answers are checked the same way in
     # test_schedule_api.py and test_staff_api.py
     assert seen == _documented(document) - {("GET", "/api/v1/openapi.json")} - set(
-        SCHEDULE_ENDPOINTS + STAFF_ENDPOINTS
+        SCHEDULE_ENDPOINTS + STAFF_ENDPOINTS + FHIR_ENDPOINTS
     )
