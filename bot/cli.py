@@ -23,6 +23,7 @@ from bot.services.demo import seed_demo
 from bot.services.due_work import run_due_work
 from bot.services.enrolment import InputError, create_practice, new_api_token
 from bot.services.runtime import Runtime
+from bot.settings import SettingsError
 from bot.store.db import transaction
 from bot.store.migrate import upgrade
 
@@ -285,7 +286,9 @@ def serve_command(host: str, port: int, threads: int) -> None:
     from werkzeug.serving import run_simple
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    click.echo(f"prombot listening on http://{host}:{port} (gateway: {app.config['SMS_GATEWAY']})")
+    click.echo(
+        f"prombot listening on http://{host}:{port} (gateway: {_runtime().settings.sms_gateway})"
+    )
     run_simple(host, port, app, threaded=threads > 1, use_reloader=False, use_debugger=False)
 
 
@@ -323,13 +326,11 @@ def fake_twilio_command(host: str, port: int) -> None:
     /_fake/behaviour). Point prombot at it with SMS_GATEWAY=twilio and
     TWILIO_API_URL=http://HOST:PORT.
     """
-    import os
-
-    from bot.app import DEFAULTS
+    from bot.settings import load_settings
     from bot.sms.fake_twilio import serve
 
-    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or DEFAULTS["TWILIO_ACCOUNT_SID"]
-    auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or DEFAULTS["TWILIO_AUTH_TOKEN"]
+    settings = load_settings()
+    account_sid, auth_token = settings.twilio_account_sid, settings.twilio_auth_token
     click.echo(f"fake-twilio listening on http://{host}:{port} (account {account_sid})")
     serve(account_sid, auth_token, host=host, port=port)
 
@@ -339,6 +340,9 @@ def main() -> None:
         cli.main(prog_name="prombot")
     except InstrumentFileError as exc:
         click.echo(f"error: questionnaire file {exc}", err=True)
+        sys.exit(2)
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 

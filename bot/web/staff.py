@@ -73,25 +73,16 @@ FLAG_LABELS = {
     "callback_requested": "Patient asked for a call back",
 }
 ACKNOWLEDGED_SHOWN = 50
-LOGIN_DEFAULTS = {
-    "STAFF_LOGIN_MAX_FAILURES": 5,
-    "STAFF_LOGIN_MAX_FAILURES_PER_CLIENT": 50,
-    "STAFF_LOGIN_WINDOW_SECONDS": 15 * 60,
-}
 SIGN_IN_FAILED = "That e-mail address and password do not match an account."
 TOO_MANY = "Too many failed sign-ins. Wait a few minutes, then try again."
 
 
 def init_app(app: Flask) -> None:
     """Flask-Login and CSRF protection for the staff pages."""
-    for key, value in LOGIN_DEFAULTS.items():
-        app.config.setdefault(key, value)
     # CSRFProtect checks no request by itself (the webhook and the API have their own
     # authentication and no forms); the staff blueprint asks it to check every POST.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 60 * 60)  # a clinic session
-    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "staff.login"
@@ -283,13 +274,13 @@ def login():
     status = 200
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
-        config = current_app.config
-        window = float(config["STAFF_LOGIN_WINDOW_SECONDS"])
+        settings = context.runtime().settings
+        window = float(settings.staff_login_window_seconds)
         email_key = "email:" + hashlib.sha256(email.encode()).hexdigest()
         client_key = f"client:{request.remote_addr or '-'}"
         limits = {
-            email_key: int(config["STAFF_LOGIN_MAX_FAILURES"]),
-            client_key: int(config["STAFF_LOGIN_MAX_FAILURES_PER_CLIENT"]),
+            email_key: settings.staff_login_max_failures,
+            client_key: settings.staff_login_max_failures_per_client,
         }
         limiter: LoginLimiter = current_app.extensions["prombot.login_limiter"]
         if limiter.blocked(limits, window):
