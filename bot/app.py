@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import logging as prombot_logging
@@ -72,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         config=app.config,
     )
     _request_ids(app)
+    _size_limit(app)
 
     from bot import web
 
@@ -129,6 +131,17 @@ def gateway_from_settings(settings: Settings) -> Gateway:
         validity_period=settings.sms_validity_period_seconds,
         timeout=settings.twilio_timeout_seconds,
     )
+
+
+def _size_limit(app: Flask) -> None:
+    """A declared body over the limit is refused before any view runs, whether or not the
+    view would read it (413; JSON under /api/v1, plain text to the webhooks)."""
+
+    @app.before_request
+    def _refuse_large() -> None:
+        length = request.content_length
+        if length is not None and length > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
 
 
 def _request_ids(app: Flask) -> None:

@@ -19,12 +19,12 @@ from bot.flows import Context, PatientText, outcome, resume, start
 from bot.flows.events import Reply
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
-from bot.services.demo import seed_demo
+from bot.services.demo import install_demo
 from bot.services.due_work import run_due_work
-from bot.services.enrolment import InputError, create_practice, new_api_token
+from bot.services.enrolment import onboard_practice
+from bot.services.errors import InputError
 from bot.services.runtime import Runtime
 from bot.settings import SettingsError
-from bot.store.db import transaction
 from bot.store.migrate import upgrade
 
 
@@ -199,16 +199,15 @@ def db_upgrade_command() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def demo_command(as_json: bool) -> None:
     """Seed the demo practice, staff, protocols, patients and API token; safe to repeat."""
-    with transaction(_runtime().engine) as session:
-        demo = seed_demo(session, datetime.now(UTC), around_the_clock=True)
-        data = {
-            "practice_id": demo.practice.id,
-            "practice_name": demo.practice.name,
-            "sms_number": demo.practice.sms_number,
-            "api_token": demo.api_token,
-            "users": demo.users,
-            "patients": [{"id": p.id, "name": p.name, "phone": p.phone} for p in demo.patients],
-        }
+    demo = install_demo(_runtime(), datetime.now(UTC))
+    data = {
+        "practice_id": demo.practice.id,
+        "practice_name": demo.practice.name,
+        "sms_number": demo.practice.sms_number,
+        "api_token": demo.api_token,
+        "users": demo.users,
+        "patients": [{"id": p.id, "name": p.name, "phone": p.phone} for p in demo.patients],
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -235,46 +234,29 @@ def practice_create_command(
     name: str, sms_number: str | None, contact_phone: str | None, as_json: bool
 ) -> None:
     """Onboard a practice: prints its id, SMS number and a new API token (shown once)."""
-    now = datetime.now(UTC)
-    if sms_number is None:
-        sms_number = _free_drama_number()
     try:
-        with transaction(_runtime().engine) as session:
-            practice = create_practice(
-                session, name=name, sms_number=sms_number, contact_phone=contact_phone, now=now
-            )
-            token = new_api_token(session, practice, now=now)
-            data = {
-                "practice_id": practice.id,
-                "name": practice.name,
-                "sms_number": practice.sms_number,
-                "api_token": token,
-            }
+        practice, token = onboard_practice(
+            _runtime(),
+            name=name,
+            sms_number=sms_number,
+            contact_phone=contact_phone,
+            now=datetime.now(UTC),
+        )
     except InputError as exc:
         _fail(exc.message)
         return
+    data = {
+        "practice_id": practice.id,
+        "name": practice.name,
+        "sms_number": practice.sms_number,
+        "api_token": token,
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
     click.echo(f"Practice:   {data['name']} ({data['practice_id']})")
     click.echo(f"SMS number: {data['sms_number']}")
     click.echo(f"API token:  {data['api_token']}  (shown once: store it now)")
-
-
-def _free_drama_number() -> str:
-    """The first unused Ofcom drama number, for practices made without a real one."""
-    from sqlmodel import select
-
-    from bot.store.models import Practice
-
-    with transaction(_runtime().engine, read_only=True) as session:
-        used = set(session.exec(select(Practice.sms_number)).all())
-    for n in range(1, 100):
-        number = f"+4477009009{n:02d}"
-        if number not in used:
-            return number
-    _fail("no free demo numbers left: pass --sms-number")
-    raise AssertionError
 
 
 @cli.command("serve")

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(api.bp)
+    api.init_app(app)
     app.register_blueprint(simulator.bp)
     app.register_blueprint(staff.bp)
     staff.init_app(app)

@@ -17,12 +17,10 @@ address, ``STAFF_LOGIN_MAX_FAILURES_PER_CLIENT`` per client address, within
 from __future__ import annotations
 
 import hashlib
-import hmac
 import threading
 import time
 from collections import OrderedDict, deque
 from datetime import datetime
-from functools import cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -41,32 +39,20 @@ from flask import (
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import case
-from sqlmodel import col, func, select
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from bot.services import audit, queries
-from bot.services.alerts import acknowledge
-from bot.services.enrolment import NotFound, get_patient
-from bot.store.db import transaction
-from bot.store.models import (
-    Alert,
-    AlertNotification,
-    Invitation,
-    Patient,
-    Practice,
-    ResultRecord,
-    StaffUser,
-)
+from bot.schemas.records import ResultOut
+from bot.services import queries, staff_sign_in
+from bot.services.alerts import acknowledge_alert as acknowledge
+from bot.services.errors import NotFound
+from bot.store.models import Practice, StaffUser
 from bot.web import context
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
-SEVERITY_ORDER = {"urgent": 0, "routine": 1, "information": 2}
 FLAG_LABELS = {
     "self_harm_risk": "Possible risk of self-harm",
     "severe_score": "Severe score",
@@ -110,27 +96,19 @@ class StaffPrincipal:
         self.practice_id = practice.id
         self.practice_name = practice.name
         self.timezone = practice.timezone
-        self._session_id = f"{user.id}.{_password_tag(user.password_hash)}"
+        self._session_id = f"{user.id}.{staff_sign_in.password_tag(user.password_hash)}"
 
     def get_id(self) -> str:
         # A new password ends every session signed in with the old one.
         return self._session_id
 
 
-def _password_tag(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 def _load_user(session_id: str) -> StaffPrincipal | None:
     user_id, _, tag = session_id.partition(".")
     if not user_id or not tag:
         return None
-    with transaction(context.runtime().engine, read_only=True) as db:
-        user = db.get(StaffUser, user_id)
-        if user is None or not hmac.compare_digest(tag, _password_tag(user.password_hash)):
-            return None
-        practice = db.get(Practice, user.practice_id)
-        return StaffPrincipal(user, practice) if practice else None
+    found = staff_sign_in.signed_in(context.runtime(), user_id, tag)
+    return StaffPrincipal(*found) if found else None
 
 
 class LoginLimiter:
@@ -165,12 +143,6 @@ class LoginLimiter:
         while times and times[0] <= now - window:
             times.popleft()
         return times
-
-
-@cache
-def _dummy_hash() -> str:
-    """Checked against when no account matches, so that failure takes as long either way."""
-    return generate_password_hash("no account has this password")
 
 
 # -- forms ---------------------------------------------------------------------------------
@@ -240,13 +212,6 @@ def _flag_label(flag: str) -> str:
     return FLAG_LABELS.get(flag, flag.replace("_", " ").capitalize())
 
 
-def _practice(db) -> Practice:
-    practice = db.get(Practice, current_user.practice_id)
-    if practice is None:
-        abort(404)
-    return practice
-
-
 def _safe_next(target: str | None) -> str | None:
     """Only a path inside the staff pages: never another site (no open redirect)."""
     if not target or "\\" in target:
@@ -287,7 +252,10 @@ def login():
             flash(TOO_MANY, "error")
             status = 429
         else:
-            principal = _check_password(email, form.password.data or "")
+            found = staff_sign_in.sign_in(
+                context.runtime(), email, form.password.data or "", now=context.now()
+            )
+            principal = StaffPrincipal(*found) if found else None
             if principal is None:
                 limiter.failed([email_key, client_key], window)
                 flash(SIGN_IN_FAILED, "error")
@@ -300,27 +268,6 @@ def login():
     return render_template("staff/login.html", form=form, next=target), status
 
 
-def _check_password(email: str, password: str) -> StaffPrincipal | None:
-    with transaction(context.runtime().engine, read_only=True) as db:
-        user = db.exec(select(StaffUser).where(func.lower(StaffUser.email) == email)).first()
-        practice = db.get(Practice, user.practice_id) if user else None
-    # Outside any transaction (hashing is slow on purpose), and the same work either way.
-    matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
-    if user is None:
-        return None
-    with transaction(context.runtime().engine) as db:
-        audit.record(
-            db,
-            practice_id=user.practice_id,
-            actor=f"user:{user.id}" if matches else "system",
-            action="staff.signed_in" if matches else "staff.sign_in_failed",
-            subject_type="staff_user",
-            subject_id=user.id,
-            now=context.now(),
-        )
-    return StaffPrincipal(user, practice) if matches and practice else None
-
-
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     if request.method == "GET":
@@ -328,16 +275,9 @@ def logout():
             return redirect(url_for("staff.login"))
         return render_template("staff/logout.html", form=LogoutForm())
     if current_user.is_authenticated:
-        with transaction(context.runtime().engine) as db:
-            audit.record(
-                db,
-                practice_id=current_user.practice_id,
-                actor=f"user:{current_user.id}",
-                action="staff.signed_out",
-                subject_type="staff_user",
-                subject_id=current_user.id,
-                now=context.now(),
-            )
+        staff_sign_in.sign_out(
+            context.runtime(), current_user.id, current_user.practice_id, now=context.now()
+        )
         logout_user()
     session.clear()
     flash("You have signed out.", "info")
@@ -350,29 +290,14 @@ def logout():
 @bp.get("/alerts")
 @login_required
 def alerts():
-    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        base = (
-            select(Alert, Patient)
-            .join(Patient, col(Patient.id) == col(Alert.patient_id))
-            .where(Alert.practice_id == practice.id)
-        )
-        open_rows = db.exec(
-            base.where(Alert.status == "open").order_by(
-                severity, col(Alert.created_at).desc(), col(Alert.id)
-            )
-        ).all()
-        acknowledged_rows = db.exec(
-            base.where(Alert.status == "acknowledged")
-            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
-            .limit(ACKNOWLEDGED_SHOWN)
-        ).all()
+    board = queries.alert_board(
+        context.runtime(), current_user.practice_id, acknowledged_shown=ACKNOWLEDGED_SHOWN
+    )
     return render_template(
         "staff/alerts.html",
-        practice=practice,
-        open_alerts=open_rows,
-        acknowledged_alerts=acknowledged_rows,
+        practice=board.practice,
+        open_alerts=board.open,
+        acknowledged_alerts=board.acknowledged,
         shown=ACKNOWLEDGED_SHOWN,
     )
 
@@ -380,26 +305,15 @@ def alerts():
 @bp.get("/alerts/<alert_id>")
 @login_required
 def alert(alert_id: str):
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        row = queries.get_alert(db, practice, alert_id)
-        patient = db.get(Patient, row.patient_id)
-        invitation = db.get(Invitation, row.invitation_id) if row.invitation_id else None
-        notices = db.exec(
-            select(AlertNotification, StaffUser)
-            .join(StaffUser, col(StaffUser.id) == col(AlertNotification.recipient_id))
-            .where(AlertNotification.alert_id == row.id)
-            .order_by(col(AlertNotification.created_at), col(AlertNotification.id))
-        ).all()
-        acknowledged_by = _who(db, practice, row.acknowledged_by)
+    detail = queries.alert_detail(context.runtime(), current_user.practice_id, alert_id)
     return render_template(
         "staff/alert.html",
-        practice=practice,
-        alert=row,
-        patient=patient,
-        invitation=invitation,
-        notices=notices,
-        acknowledged_by=acknowledged_by,
+        practice=detail.practice,
+        alert=detail.alert,
+        patient=detail.patient,
+        invitation=detail.invitation,
+        notices=detail.notices,
+        acknowledged_by=_who(detail.acknowledged_by, detail.acknowledged_by_user),
         form=AcknowledgeForm(),
     )
 
@@ -410,25 +324,24 @@ def acknowledge_alert(alert_id: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
         abort(400)
-    with transaction(context.runtime().engine) as db:
-        practice = _practice(db)
-        before = queries.get_alert(db, practice, alert_id).status
-        acknowledge(db, practice, alert_id, actor=f"user:{current_user.id}", now=context.now())
-    if before != "acknowledged":
+    actor, now = f"user:{current_user.id}", context.now()
+    acknowledged = acknowledge(
+        context.runtime(), current_user.practice_id, alert_id, actor=actor, now=now
+    )
+    if (acknowledged.acknowledged_by, acknowledged.acknowledged_at) == (actor, now):
         flash("Alert acknowledged. Escalation has stopped.", "info")
     else:
         flash("Someone had already acknowledged this alert.", "info")
     return redirect(url_for("staff.alert", alert_id=alert_id))
 
 
-def _who(db, practice: Practice, actor: str | None) -> str | None:
+def _who(actor: str | None, user: StaffUser | None) -> str | None:
     """A readable name for an audit actor of this practice."""
     if not actor:
         return None
-    kind, _, ident = actor.partition(":")
+    kind = actor.partition(":")[0]
     if kind == "user":
-        user = db.get(StaffUser, ident)
-        return user.name if user and user.practice_id == practice.id else "a former member of staff"
+        return user.name if user is not None else "a former member of staff"
     if kind == "token":
         return "the practice's system (API)"
     return actor
@@ -440,27 +353,15 @@ def _who(db, practice: Practice, actor: str | None) -> str | None:
 @bp.get("/patients/<patient_id>")
 @login_required
 def patient(patient_id: str):
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        person = get_patient(db, practice, patient_id)
-        results = [
-            {**queries.result_json(r), "finished": r.finished_at}
-            for r in db.exec(
-                select(ResultRecord)
-                .where(ResultRecord.patient_id == person.id)
-                .order_by(col(ResultRecord.finished_at).desc(), col(ResultRecord.id))
-            ).all()
-        ]
-        their_alerts = db.exec(
-            select(Alert)
-            .where(Alert.practice_id == practice.id)
-            .where(Alert.patient_id == person.id)
-            .order_by(col(Alert.created_at).desc(), col(Alert.id))
-        ).all()
+    record = queries.patient_record(context.runtime(), current_user.practice_id, patient_id)
+    results = [
+        {**ResultOut.of(r).model_dump(mode="json"), "finished": r.finished_at}
+        for r in record.results
+    ]
     return render_template(
         "staff/patient.html",
-        practice=practice,
-        patient=person,
+        practice=record.practice,
+        patient=record.patient,
         results=results,
-        alerts=their_alerts,
+        alerts=record.alerts,
     )
