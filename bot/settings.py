@@ -214,6 +214,16 @@ class Settings(BaseSettings):
         """Served over https (as Twilio and staff reach it): cookies never go over plain http."""
         return urlsplit(self.public_base_url).scheme == "https"
 
+    def delivery(self) -> dict[str, float | int]:
+        """The outbox's tuning, by the names ``OutboxSettings`` gives them."""
+        return {
+            "max_per_second": self.sms_max_per_second,
+            "max_attempts": self.sms_max_attempts,
+            "retry_base_seconds": self.sms_retry_base_seconds,
+            "retry_max_seconds": self.sms_retry_max_seconds,
+            "lease_seconds": self.sms_send_lease_seconds,
+        }
+
     def as_config(self) -> dict[str, Any]:
         """The values under their variables' names, for Flask's ``app.config``."""
         return {name.upper(): getattr(self, name) for name in type(self).model_fields}

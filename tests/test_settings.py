@@ -143,3 +143,14 @@ def test_the_command_stops_with_one_line_naming_the_variable(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: {variable}"), lines[0]
+
+
+def test_the_outbox_gets_its_tuning_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.services.outbox import OutboxSettings
+
+    monkeypatch.setenv("SMS_MAX_ATTEMPTS", "7")
+    monkeypatch.setenv("SMS_SEND_LEASE_SECONDS", "90")
+    settings = load_settings()
+    outbox = OutboxSettings(**settings.delivery())
+    assert (outbox.max_attempts, outbox.lease_seconds) == (7, 90.0)
+    assert OutboxSettings.from_config(settings.as_config()) == outbox
