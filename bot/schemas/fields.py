@@ -554,24 +554,6 @@ def field_problem(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("prombot_field", "{message}", {"field": field, "message": message})
 
 
-def optional(rule: Any) -> Any:
-    """``rule``, where JSON null and blank text mean "none" (the document says so too)."""
-    base, checker, schema = rule.__origin__, None, None
-    for meta in rule.__metadata__:
-        if isinstance(meta, PlainValidator):
-            checker = meta.func
-        elif isinstance(meta, WithJsonSchema):
-            schema = meta.json_schema
-
-    def check(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        return checker(value)  # type: ignore[misc]
-
-    either = {"anyOf": [schema, {"type": "string", "pattern": r"^ *$"}, {"type": "null"}]}
-    return Annotated[base | None, *_rule(check, either)]
-
-
 def iso(value: datetime | None) -> str | None:
     """A stored time as the API writes it: UTC with ``Z``."""
     return value.isoformat().replace("+00:00", "Z") if value is not None else None

@@ -39,7 +39,7 @@ from bot.services import consultations, practice_settings, protocols, queries, s
 from bot.services.alerts import acknowledge_alert
 from bot.services.consultations import Outcome
 from bot.services.enrolment import register_consultation, register_patient
-from bot.services.errors import InputError, InvitationNotPending, NotFound
+from bot.services.errors import Conflict, InputError, InvitationNotPending, NotFound
 from bot.web import context
 from bot.web.auth import Unauthorised
 from bot.web.json_body import BodyError
@@ -119,6 +119,10 @@ def init_app(app: Flask) -> None:
                 "expires on its own"
             )
         return error(409, message)
+
+    @app.errorhandler(Conflict)
+    def _conflict(exc: Conflict):
+        return error(409, str(exc) or "the record's state does not allow this change")
 
     @app.errorhandler(Unauthorised)
     def _unauthorised(_exc: Unauthorised):

@@ -16,11 +16,12 @@ lists every decorated route of the app it is served from. Views outside
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app
 from pydantic import BaseModel, RootModel
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
@@ -28,7 +29,6 @@ from spectree.models import SecuritySchemeData
 from bot.schemas.common import ApiError
 from bot.schemas.errors import input_error
 from bot.schemas.fields import INSTRUMENT_MARKER
-from bot.services.errors import NotFound
 
 TITLE = "prombot API"
 DESCRIPTION = (
@@ -187,13 +187,4 @@ def _instrument_ids(node: Any, ids: list[str]) -> None:
 
 
 def _openapi_path(rule: str) -> str:
-    import re
-
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
-
-
-def practice() -> Any:
-    """The practice the request's token belongs to (set by ``require_practice``)."""
-    if "practice" not in g:
-        raise NotFound("practice")
-    return g.practice
