@@ -1,4 +1,4 @@
-"""The Flask application factory: configuration from the environment, the instance folder.
+"""The Flask application factory: typed settings from the environment, the instance folder.
 
 ``create_app`` builds the runtime every service needs (database engine,
 instruments, SMS gateway) once, and registers the web layer. Questionnaire
@@ -7,41 +7,23 @@ files are validated here, so a bad file stops the app at start-up.
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import logging as prombot_logging
 from bot.instruments import Catalogue, load_catalogue
 from bot.services.runtime import Runtime
+from bot.settings import Settings, load_settings
 from bot.sms.gateway import Gateway
 from bot.store.db import make_engine, resolve_url
-
-DEFAULTS: dict[str, Any] = {
-    "DATABASE_URL": "sqlite:///instance/prombot.db",
-    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
-    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
-    "TWILIO_AUTH_TOKEN": "prombot-demo-auth-token",
-    "TWILIO_API_URL": "https://api.twilio.com",
-    "SMS_GATEWAY": "local",
-    "SMTP_URL": None,
-    "PROMBOT_INSTRUMENTS_DIRS": "",
-    "PROMBOT_LOG_FORMAT": "console",
-    "PROMBOT_JOB_INTERVALS": "",
-    # Delivery tuning (see bot/services/outbox.py and bot/sms/twilio.py)
-    "SMS_MAX_PER_SECOND": "10",
-    "SMS_MAX_ATTEMPTS": "5",
-    "SMS_RETRY_BASE_SECONDS": "30",
-    "SMS_RETRY_MAX_SECONDS": "3600",
-    "SMS_SEND_LEASE_SECONDS": "60",
-    "SMS_VALIDITY_PERIOD_SECONDS": "14400",
-    "TWILIO_TIMEOUT_SECONDS": "10",
-}
 
 
 def _secret_key(instance: Path) -> str:
@@ -55,34 +37,43 @@ def _secret_key(instance: Path) -> str:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The app, its settings (the environment, then ``test_config``) and its runtime.
+
+    A bad setting raises ``SettingsError`` naming the variable; a bad
+    questionnaire file raises ``InstrumentFileError``: either stops start-up.
+    """
+    settings = load_settings(test_config)
     app = Flask(
         "bot",
-        instance_path=os.environ.get("PROMBOT_INSTANCE") or None,
+        instance_path=str(settings.prombot_instance) if settings.prombot_instance else None,
         template_folder="web/templates",
         static_folder="web/static",
     )
-    app.config.from_mapping(DEFAULTS)
-    for key in [*DEFAULTS, "SECRET_KEY"]:
-        if key in os.environ:
-            app.config[key] = os.environ[key]
+    app.config.update(settings.as_config())
     if test_config:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+        app.config.update(settings.as_config())  # the checked, typed values
+    if not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": _secret_key(Path(app.instance_path))})
+    database_url = resolve_url(settings.database_url, app.instance_path)
+    settings = settings.model_copy(update={"database_url": database_url})
+    app.config.update(SECRET_KEY=settings.secret_key, DATABASE_URL=database_url)
+    _web_settings(app, settings)
     if not app.config.get("PROMBOT_SKIP_LOGGING_SETUP"):
-        prombot_logging.configure(json_lines=app.config["PROMBOT_LOG_FORMAT"] == "json")
+        prombot_logging.configure(json_lines=settings.prombot_log_format == "json")
 
-    app.config["DATABASE_URL"] = resolve_url(app.config["DATABASE_URL"], app.instance_path)
-    catalogue = instruments_from_config(app.config)
+    catalogue = load_catalogue(settings.prombot_instruments_dirs)
     app.extensions["prombot.catalogue"] = catalogue
     app.extensions["prombot.runtime"] = Runtime(
-        engine=make_engine(app.config["DATABASE_URL"]),
+        engine=make_engine(database_url),
         catalogue=catalogue,
-        gateway=gateway_from_config(app.config),
-        public_base_url=app.config["PUBLIC_BASE_URL"],
+        gateway=gateway_from_settings(settings),
+        public_base_url=settings.public_base_url,
+        settings=settings,
         config=app.config,
     )
     _request_ids(app)
+    _size_limit(app)
 
     from bot import web
 
@@ -90,35 +81,67 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def _web_settings(app: Flask, settings: Settings) -> None:
+    """Request size, cookies and proxies, from the settings.
+
+    Served over https (``PUBLIC_BASE_URL``), every cookie (the session, which
+    carries the CSRF token, and Flask-Login's remember-me) is ``Secure``; all
+    are ``HttpOnly`` and ``SameSite=Lax``. Behind ``PROMBOT_PROXY_HOPS``
+    reverse proxies, ProxyFix trusts that many ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` hops (and no more, or a client could claim any address).
+    """
+    app.config["MAX_CONTENT_LENGTH"] = settings.prombot_max_request_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.prombot_max_request_bytes
+    secure = settings.secure_cookies
+    app.config.update(
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+    )
+    if settings.prombot_proxy_hops:
+        hops = settings.prombot_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
 def instruments_from_config(config: Any) -> Catalogue:
     """The shipped instruments plus any practice folders named in configuration."""
-    folders = [d for d in str(config.get("PROMBOT_INSTRUMENTS_DIRS") or "").split(os.pathsep) if d]
-    return load_catalogue(folders)
+    return load_catalogue(load_settings(config).prombot_instruments_dirs)
 
 
-def gateway_from_config(config: Any) -> Gateway:
-    name = config["SMS_GATEWAY"]
-    if name == "local":
+def gateway_from_config(config: Mapping[str, Any]) -> Gateway:
+    """The gateway a config mapping (by variable name) asks for; see ``gateway_from_settings``."""
+    return gateway_from_settings(load_settings(config))
+
+
+def gateway_from_settings(settings: Settings) -> Gateway:
+    if settings.sms_gateway == "local":
         from bot.sms.local import LocalGateway
 
         return LocalGateway()
-    if name == "twilio":
-        from bot.sms.twilio import DEFAULT_TIMEOUT, DEFAULT_VALIDITY_PERIOD, TwilioGateway
+    from bot.sms.twilio import TwilioGateway
 
-        def setting(key: str, default: float) -> float:
-            # Optional tuning: the app's config, else the environment, else the default.
-            value = config.get(key) or os.environ.get(key)
-            return float(value) if value not in (None, "") else default
+    return TwilioGateway(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        api_url=settings.twilio_api_url,
+        status_callback=settings.public_base_url.rstrip("/") + "/sms/status",
+        validity_period=settings.sms_validity_period_seconds,
+        timeout=settings.twilio_timeout_seconds,
+    )
 
-        return TwilioGateway(
-            account_sid=config["TWILIO_ACCOUNT_SID"],
-            auth_token=config["TWILIO_AUTH_TOKEN"],
-            api_url=config["TWILIO_API_URL"],
-            status_callback=str(config["PUBLIC_BASE_URL"]).rstrip("/") + "/sms/status",
-            validity_period=int(setting("SMS_VALIDITY_PERIOD_SECONDS", DEFAULT_VALIDITY_PERIOD)),
-            timeout=setting("TWILIO_TIMEOUT_SECONDS", DEFAULT_TIMEOUT),
-        )
-    raise ValueError(f"SMS_GATEWAY must be 'twilio' or 'local', not {name!r}")
+
+def _size_limit(app: Flask) -> None:
+    """A declared body over the limit is refused before any view runs, whether or not the
+    view would read it (413; JSON under /api/v1, plain text to the webhooks)."""
+
+    @app.before_request
+    def _refuse_large() -> None:
+        length = request.content_length
+        if length is not None and length > app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
 
 
 def _request_ids(app: Flask) -> None:

@@ -15,17 +15,17 @@ from flask import current_app
 from flask.cli import FlaskGroup
 
 from bot.app import create_app
+from bot.errors import InputError
 from bot.flows import Context, PatientText, outcome, resume, start
 from bot.flows.events import Reply
 from bot.flows.signposting import NATIONS
 from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
-from bot.services.alert_routing import practice_warnings
-from bot.services.demo import seed_demo
+from bot.services.demo import install_demo
 from bot.services.due_work import run_due_work
-from bot.services.enrolment import InputError, create_practice, new_api_token
+from bot.services.enrolment import onboard_practice
 from bot.services.runtime import Runtime
-from bot.store.db import transaction
+from bot.settings import SettingsError
 from bot.store.migrate import upgrade
 
 
@@ -209,16 +209,15 @@ def db_upgrade_command() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def demo_command(as_json: bool) -> None:
     """Seed the demo practice, staff, protocols, patients and API token; safe to repeat."""
-    with transaction(_runtime().engine) as session:
-        demo = seed_demo(session, datetime.now(UTC), around_the_clock=True)
-        data = {
-            "practice_id": demo.practice.id,
-            "practice_name": demo.practice.name,
-            "sms_number": demo.practice.sms_number,
-            "api_token": demo.api_token,
-            "users": demo.users,
-            "patients": [{"id": p.id, "name": p.name, "phone": p.phone} for p in demo.patients],
-        }
+    demo = install_demo(_runtime(), datetime.now(UTC))
+    data = {
+        "practice_id": demo.practice.id,
+        "practice_name": demo.practice.name,
+        "sms_number": demo.practice.sms_number,
+        "api_token": demo.api_token,
+        "users": demo.users,
+        "patients": [{"id": p.id, "name": p.name, "phone": p.phone} for p in demo.patients],
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -250,25 +249,25 @@ def practice_create_command(
     yet be told of an urgent alert (judged with this process's SMTP_URL): a new
     practice has no staff until they are added through /api/v1/staff.
     """
-    now = datetime.now(UTC)
-    if sms_number is None:
-        sms_number = _free_drama_number()
     try:
-        with transaction(_runtime().engine) as session:
-            practice = create_practice(
-                session, name=name, sms_number=sms_number, contact_phone=contact_phone, now=now
-            )
-            token = new_api_token(session, practice, now=now)
-            data = {
-                "practice_id": practice.id,
-                "name": practice.name,
-                "sms_number": practice.sms_number,
-                "api_token": token,
-                "warnings": practice_warnings(session, practice, _runtime().config),
-            }
+        onboarded = onboard_practice(
+            _runtime(),
+            name=name,
+            sms_number=sms_number,
+            contact_phone=contact_phone,
+            now=datetime.now(UTC),
+        )
     except InputError as exc:
         _fail(exc.message)
         return
+    practice = onboarded.practice
+    data = {
+        "practice_id": practice.id,
+        "name": practice.name,
+        "sms_number": practice.sms_number,
+        "api_token": onboarded.api_token,
+        "warnings": onboarded.warnings,
+    }
     for warning in data["warnings"]:
         click.echo(f"warning: {warning['message']}", err=True)
     if as_json:
@@ -277,22 +276,6 @@ def practice_create_command(
     click.echo(f"Practice:   {data['name']} ({data['practice_id']})")
     click.echo(f"SMS number: {data['sms_number']}")
     click.echo(f"API token:  {data['api_token']}  (shown once: store it now)")
-
-
-def _free_drama_number() -> str:
-    """The first unused Ofcom drama number, for practices made without a real one."""
-    from sqlmodel import select
-
-    from bot.store.models import Practice
-
-    with transaction(_runtime().engine, read_only=True) as session:
-        used = set(session.exec(select(Practice.sms_number)).all())
-    for n in range(1, 100):
-        number = f"+4477009009{n:02d}"
-        if number not in used:
-            return number
-    _fail("no free demo numbers left: pass --sms-number")
-    raise AssertionError
 
 
 @cli.command("serve")
@@ -304,7 +287,9 @@ def serve_command(host: str, port: int, threads: int) -> None:
     from werkzeug.serving import run_simple
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    click.echo(f"prombot listening on http://{host}:{port} (gateway: {app.config['SMS_GATEWAY']})")
+    click.echo(
+        f"prombot listening on http://{host}:{port} (gateway: {_runtime().settings.sms_gateway})"
+    )
     run_simple(host, port, app, threaded=threads > 1, use_reloader=False, use_debugger=False)
 
 
@@ -342,13 +327,11 @@ def fake_twilio_command(host: str, port: int) -> None:
     /_fake/behaviour). Point prombot at it with SMS_GATEWAY=twilio and
     TWILIO_API_URL=http://HOST:PORT.
     """
-    import os
-
-    from bot.app import DEFAULTS
+    from bot.settings import load_settings
     from bot.sms.fake_twilio import serve
 
-    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or DEFAULTS["TWILIO_ACCOUNT_SID"]
-    auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or DEFAULTS["TWILIO_AUTH_TOKEN"]
+    settings = load_settings()
+    account_sid, auth_token = settings.twilio_account_sid, settings.twilio_auth_token
     click.echo(f"fake-twilio listening on http://{host}:{port} (account {account_sid})")
     serve(account_sid, auth_token, host=host, port=port)
 
@@ -358,6 +341,9 @@ def main() -> None:
         cli.main(prog_name="prombot")
     except InstrumentFileError as exc:
         click.echo(f"error: questionnaire file {exc}", err=True)
+        sys.exit(2)
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 

@@ -31,6 +31,7 @@ from bot.services.dispatch import dispatch_due
 from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime
 from bot.services.timers import expire_due, remind_due
+from bot.settings import SettingsError
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ def build_scheduler(app: Flask, *, intervals: dict[str, int] | None = None) -> B
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
     )
+    check_intervals(intervals or {})
     for name, (seconds, service) in JOBS.items():
         every = (intervals or {}).get(name, seconds)
         scheduler.add_job(
@@ -78,21 +80,22 @@ def _run(name: str, service: Callable[[Runtime, datetime], Any], runtime: Runtim
         log.info("scheduler.job_done", job=name, **counts)
 
 
-def intervals_from_config(text: str | None) -> dict[str, int]:
-    """``PROMBOT_JOB_INTERVALS`` such as ``dispatch=1,outbox=1`` (seconds), for tests and tuning."""
-    intervals: dict[str, int] = {}
-    for part in (text or "").split(","):
-        name, _, seconds = part.partition("=")
-        if name.strip() and seconds.strip():
-            intervals[name.strip()] = int(seconds)
-    return intervals
+def check_intervals(intervals: dict[str, int]) -> None:
+    """``PROMBOT_JOB_INTERVALS`` may only name jobs that exist (a typo would be ignored)."""
+    unknown = sorted(set(intervals) - set(JOBS))
+    if unknown:
+        raise SettingsError(
+            f"PROMBOT_JOB_INTERVALS: no job named {', '.join(unknown)}; "
+            f"the jobs are {', '.join(sorted(JOBS))}"
+        )
 
 
 def run(app: Flask, *, intervals: dict[str, int] | None = None) -> None:
     """Reconcile what a crash left in flight, then run the jobs until SIGTERM or Ctrl-C."""
     runtime: Runtime = app.extensions["prombot.runtime"]
     if intervals is None:
-        intervals = intervals_from_config(app.config.get("PROMBOT_JOB_INTERVALS"))
+        intervals = runtime.settings.prombot_job_intervals
+    check_intervals(intervals)
     from bot.services.outbox import reconcile_in_flight
 
     log.info("scheduler.reconciling")

@@ -13,6 +13,8 @@ from sqlmodel import Session, select
 from werkzeug.security import generate_password_hash
 
 from bot.services.enrolment import create_patient, create_practice, hash_token, new_api_token
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
 from bot.store.models import ApiToken, Patient, Practice, StaffUser
 
 DEMO_SMS_NUMBER = "+447700900000"
@@ -51,6 +53,12 @@ class Demo:
     api_token: str
     patients: list[Patient]
     users: list[dict[str, str]]
+
+
+def install_demo(rt: Runtime, now: datetime) -> Demo:
+    """``prombot demo``: the demo practice, open around the clock, as one unit of work."""
+    with transaction(rt.engine) as session:
+        return seed_demo(session, now, around_the_clock=True)
 
 
 def seed_demo(session: Session, now: datetime, *, around_the_clock: bool = False) -> Demo:

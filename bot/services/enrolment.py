@@ -3,65 +3,45 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import isodate
 import phonenumbers
-import yaml
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.identifiers import InvalidIdentifier, normalise_e164
+from bot.errors import InputError, NotFound
+from bot.identifiers import normalise_e164
 from bot.instruments import Catalogue
+from bot.schemas.errors import checked, input_error
+from bot.schemas.fields import duration_of
+from bot.schemas.patients import PatientCreate
+from bot.schemas.scheduling import ConsultationCreate, ScheduleStep
 from bot.services import audit
-from bot.store.models import ApiToken, Consultation, Invitation, Patient, Practice, Protocol
+from bot.services.alert_routing import practice_warnings
+from bot.services.protocols import add_default_protocols, in_catalogue, protocol_steps
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
+from bot.store.models import ApiToken, Consultation, Invitation, Patient, Practice
 
-DEFAULT_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols.yaml"
+__all__ = ["InputError", "NotFound"]  # re-exported: callers of the session-level functions
+
 # instruments that can go straight on to their full form when the screen is positive
 SCREENS = {"phq2", "gad2"}
 # what a record id can look like (ours are 32 hex digits): anything else is not
 # looked up at all, so odd text (a NUL byte, 10 kB of it) never reaches the database
 ID_SHAPE = re.compile(r"[0-9A-Za-z_-]{1,64}")
-# a point in time that durations are tried against before they are accepted
-_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class InputError(ValueError):
-    """Bad input from a caller, naming the field: the API answers it with 422."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-class NotFound(LookupError):
-    """No such record in this practice (another practice's ids are not found either).
-
-    ``field`` names the body field that held the id, when it was not in the path.
-    """
-
-    def __init__(self, record_id: object, field: str | None = None) -> None:
-        super().__init__(record_id)
-        self.field = field
+DRAMA_SMS_NUMBERS = [f"+4477009009{n:02d}" for n in range(1, 100)]
+_STEPS = TypeAdapter(list[ScheduleStep])
 
 
 def looks_like_id(value: object) -> bool:
     return isinstance(value, str) and ID_SHAPE.fullmatch(value) is not None
-
-
-@dataclass(frozen=True)
-class ScheduleStep:
-    instrument: str
-    after: timedelta | isodate.Duration
-    after_text: str
 
 
 def hash_token(token: str) -> str:
@@ -84,16 +64,18 @@ def new_api_token(
     return token
 
 
+def authenticate(rt: Runtime, token: str) -> tuple[Practice, ApiToken] | None:
+    """The practice an API token belongs to, unless it is unknown or revoked."""
+    with transaction(rt.engine, read_only=True) as session:
+        return practice_for_token(session, token)
+
+
 def practice_for_token(session: Session, token: str) -> tuple[Practice, ApiToken] | None:
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if row is None or row.revoked_at is not None:
         return None
     practice = session.get(Practice, row.practice_id)
     return (practice, row) if practice else None
-
-
-def default_protocols() -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT_PROTOCOLS.read_text(encoding="utf-8"))
 
 
 def create_practice(
@@ -110,8 +92,8 @@ def create_practice(
     name = (name or "").strip()
     if not name or len(name) > 60:
         raise InputError("name", "name is required, at most 60 characters")
-    number = normalise_e164(sms_number or "")
-    if number is None or not phonenumbers.is_possible_number(phonenumbers.parse(number)):
+    number = practice_number(sms_number)
+    if number is None:
         raise InputError("sms_number", "sms_number must be a phone number in E.164 form")
     if session.exec(select(Practice).where(Practice.sms_number == number)).first():
         raise InputError("sms_number", "another practice already uses this sms_number")
@@ -125,16 +107,7 @@ def create_practice(
     )
     session.add(practice)
     session.flush()
-    for key, protocol in default_protocols().items():
-        session.add(
-            Protocol(
-                practice_id=practice.id,
-                name=key,
-                title=protocol["title"],
-                schedule_json=json.dumps(protocol["schedule"]),
-                created_at=now,
-            )
-        )
+    add_default_protocols(session, practice, now)
     audit.record(
         session,
         practice_id=practice.id,
@@ -145,6 +118,40 @@ def create_practice(
         now=now,
     )
     return practice
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    """A new practice, its first API token (shown once) and what it still lacks."""
+
+    practice: Practice
+    api_token: str
+    warnings: list[dict[str, str]]
+
+
+def onboard_practice(
+    rt: Runtime,
+    *,
+    name: str,
+    now: datetime,
+    sms_number: str | None = None,
+    contact_phone: str | None = None,
+) -> Onboarded:
+    """A new practice and its first API token. Without an SMS number the first unused
+    Ofcom drama number is taken, for trying prombot out. The warnings say when the
+    practice cannot yet be told of an urgent alert (a new practice has no staff)."""
+    with transaction(rt.engine) as session:
+        if sms_number is None:
+            used = set(session.exec(select(Practice.sms_number)).all())
+            sms_number = next((n for n in DRAMA_SMS_NUMBERS if n not in used), None)
+            if sms_number is None:
+                raise InputError("sms_number", "no free demo numbers left: give an sms_number")
+        practice = create_practice(
+            session, name=name, sms_number=sms_number, contact_phone=contact_phone, now=now
+        )
+        token = new_api_token(session, practice, now=now)
+        warnings = practice_warnings(session, practice, rt.config)
+    return Onboarded(practice=practice, api_token=token, warnings=warnings)
 
 
 def create_patient(
@@ -159,29 +166,31 @@ def create_patient(
     date_of_birth: date | None = None,
     language: str = "en",
 ) -> Patient:
-    from bot.identifiers import normalise_nhs_number, normalise_uk_mobile
+    """Register a patient inside the caller's unit of work (the demo, tests)."""
+    fields = {"name": name, "phone": phone, "nhs_number": nhs_number, "language": language}
+    new = checked(PatientCreate, fields).model_copy(update={"date_of_birth": date_of_birth})
+    return add_patient(session, practice, new, now=now, actor=actor)
 
-    try:
-        e164 = normalise_uk_mobile(phone)
-    except InvalidIdentifier as exc:
-        raise InputError("phone", str(exc)) from None
-    nhs = None
-    if nhs_number not in (None, ""):
-        try:
-            nhs = normalise_nhs_number(str(nhs_number))
-        except InvalidIdentifier as exc:
-            raise InputError("nhs_number", str(exc)) from None
-    if language != "en":
-        raise InputError(
-            "language", "language must be 'en': no validated translations are installed"
-        )
+
+def register_patient(
+    rt: Runtime, practice: Practice, new: PatientCreate, *, now: datetime, actor: str
+) -> Patient:
+    with transaction(rt.engine) as session:
+        return add_patient(session, practice, new, now=now, actor=actor)
+
+
+def add_patient(
+    session: Session, practice: Practice, new: PatientCreate, *, now: datetime, actor: str
+) -> Patient:
+    if new.date_of_birth is not None and new.date_of_birth > now.date():
+        raise InputError("date_of_birth", "date_of_birth cannot be in the future")
     patient = Patient(
         practice_id=practice.id,
-        name=name,
-        phone=e164,
-        nhs_number=nhs,
-        date_of_birth=date_of_birth,
-        language=language,
+        name=new.name,
+        phone=new.phone,
+        nhs_number=new.nhs_number,
+        date_of_birth=new.date_of_birth,
+        language=new.language,
         created_at=now,
     )
     try:
@@ -193,7 +202,7 @@ def create_patient(
         existing = session.exec(
             select(Patient.id)
             .where(Patient.practice_id == practice.id)
-            .where(Patient.phone == e164)
+            .where(Patient.phone == new.phone)
         ).first()
         if existing is None:
             raise
@@ -217,51 +226,44 @@ def get_patient(session: Session, practice: Practice, patient_id: str) -> Patien
     return patient
 
 
-def parse_schedule(raw: Any, catalogue: Catalogue) -> list[ScheduleStep]:
+def in_practice_zone(moment: datetime, practice: Practice) -> datetime:
+    """A time as an instant: one given without an offset is the practice's local time."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(practice.timezone))
+    return moment.astimezone(UTC)
+
+
+def _steps(raw: Any) -> list[ScheduleStep]:
+    """Plain ``{instrument, after}`` entries (a stored protocol, a test) checked as steps."""
+    if _all_steps(raw):
+        return raw
     if not isinstance(raw, list) or not raw:
         raise InputError("schedule", "schedule must be a non-empty list of {instrument, after}")
-    steps = []
-    for index, entry in enumerate(raw):
-        where = f"schedule[{index}]"
-        if not isinstance(entry, dict):
-            raise InputError(where, f"{where} must be an object with instrument and after")
-        instrument = entry.get("instrument")
-        if not isinstance(instrument, str) or instrument not in catalogue:
-            raise InputError(
-                f"{where}.instrument",
-                f"{where}.instrument must be one of {', '.join(catalogue)}",
-            )
-        after = entry.get("after")
-        duration = _duration(after)
-        if duration is None:
-            raise InputError(
-                f"{where}.after",
-                f"{where}.after must be an ISO-8601 duration of zero or more, such as P14D",
-            )
-        steps.append(ScheduleStep(instrument=instrument, after=duration, after_text=str(after)))
-    return steps
-
-
-def _duration(text: Any) -> timedelta | isodate.Duration | None:
-    """A duration that does not go backwards (P1M and P14D, not -P1D or -P1M), or None."""
-    if not isinstance(text, str):
-        return None
     try:
-        duration = isodate.parse_duration(text.strip())
-        forwards = _PROBE + duration >= _PROBE  # months and years only compare once applied
-    except (isodate.ISO8601Error, ValueError, TypeError, OverflowError):
-        return None
-    return duration if forwards else None
+        return _STEPS.validate_python(raw)
+    except ValidationError as exc:
+        problem = input_error(exc)  # about "[0].after"
+        where = f"schedule{problem.field}"
+        raise InputError(where, where + problem.message.removeprefix(problem.field)) from None
 
 
-def protocol_schedule(session: Session, practice: Practice, name: str) -> list[dict[str, str]]:
-    protocol = session.exec(
-        select(Protocol).where(Protocol.practice_id == practice.id).where(Protocol.name == name)
-    ).first()
-    if protocol is None:
-        names = session.exec(select(Protocol.name).where(Protocol.practice_id == practice.id)).all()
-        raise InputError("protocol", f"protocol must be one of {', '.join(sorted(names))}")
-    return json.loads(protocol.schedule_json)
+def register_consultation(
+    rt: Runtime, practice: Practice, new: ConsultationCreate, *, now: datetime, actor: str
+) -> tuple[Consultation, list[Invitation]]:
+    """Register a consultation and create its invitations in one unit of work."""
+    with transaction(rt.engine) as session:
+        return create_consultation(
+            session,
+            practice,
+            rt.catalogue,
+            patient_id=new.patient_id,
+            occurred_at=new.occurred_at,
+            protocol=new.protocol,
+            schedule=new.schedule,
+            continue_if_positive=new.continue_if_positive,
+            now=now,
+            actor=actor,
+        )
 
 
 def create_consultation(
@@ -277,7 +279,11 @@ def create_consultation(
     schedule: Any = None,
     continue_if_positive: bool = False,
 ) -> tuple[Consultation, list[Invitation]]:
-    """Register a consultation and create its invitations in one step."""
+    """Register a consultation and create its invitations inside the caller's unit of work.
+
+    ``schedule`` is a list of ``ScheduleStep`` (or of plain ``{instrument, after}``);
+    ``occurred_at`` without an offset is the practice's local time.
+    """
     try:
         patient = get_patient(session, practice, patient_id)
     except NotFound:
@@ -290,10 +296,9 @@ def create_consultation(
         raise InputError("protocol", "give protocol or schedule, not both")
     if protocol is None and schedule is None:
         raise InputError("protocol", "give a protocol or a schedule")
-    raw = protocol_schedule(session, practice, protocol) if protocol else schedule
-    steps = parse_schedule(raw, catalogue)
-    if occurred_at.tzinfo is None:
-        occurred_at = occurred_at.replace(tzinfo=UTC)
+    steps = _steps(protocol_steps(session, practice, protocol) if protocol else schedule)
+    in_catalogue(steps, catalogue)
+    occurred_at = in_practice_zone(occurred_at, practice)
     consultation = Consultation(
         practice_id=practice.id,
         patient_id=patient.id,
@@ -309,7 +314,7 @@ def create_consultation(
         try:
             # wall-clock arithmetic in the practice's zone: "2 weeks later" keeps the
             # hour across the clock change
-            due_at = (local_time + step.after).astimezone(UTC)
+            due_at = (local_time + duration_of(step.after)).astimezone(UTC)
         except (OverflowError, ValueError):
             field = "protocol" if protocol else f"schedule[{index}].after"
             raise InputError(field, f"{field} puts a questionnaire past the year 9999") from None
@@ -335,3 +340,15 @@ def create_consultation(
         now=now,
     )
     return consultation, invitations
+
+
+def _all_steps(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, ScheduleStep) for v in value)
+
+
+def practice_number(raw: str) -> str | None:
+    """An SMS number in E.164, when it is a possible phone number."""
+    number = normalise_e164(raw or "")
+    if number is None or not phonenumbers.is_possible_number(phonenumbers.parse(number)):
+        return None
+    return number

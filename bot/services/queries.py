@@ -1,149 +1,103 @@
-"""Read models for the API and pages: plain dicts, scoped to one practice."""
+"""Reading a practice's records, for the API and the staff pages: one unit of work each.
+
+Everything is scoped to one practice: another practice's ids are ``NotFound``
+exactly as ids that do not exist. Each function returns the records (detached
+rows); the web layer shapes them (``bot/schemas``).
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
 
+from sqlalchemy import case
 from sqlmodel import Session, col, select
 
+from bot.errors import NotFound
 from bot.instruments import Catalogue
-from bot.services.enrolment import NotFound, get_patient, looks_like_id
+from bot.schemas.fields import iso
+from bot.services import alert_reach
+from bot.services.enrolment import get_patient, looks_like_id
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
 from bot.store.models import (
     Alert,
     Answer,
-    Consultation,
     Invitation,
     Message,
     Patient,
     Practice,
-    Protocol,
     ResultRecord,
+    StaffUser,
 )
 
+__all__ = ["iso"]  # bot.fhir and the simulator write times with it
 
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def patient_json(patient: Patient) -> dict[str, Any]:
-    return {
-        "id": patient.id,
-        "name": patient.name,
-        "phone": patient.phone,
-        "nhs_number": patient.nhs_number,
-        "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
-        "language": patient.language,
-        "opted_out": patient.opted_out,
-        "created_at": iso(patient.created_at),
-    }
+SEVERITY_ORDER = {"urgent": 0, "routine": 1, "information": 2}
 
 
-def invitation_json(invitation: Invitation) -> dict[str, Any]:
-    return {
-        "id": invitation.id,
-        "patient_id": invitation.patient_id,
-        "consultation_id": invitation.consultation_id,
-        "instrument": invitation.instrument,
-        "due_at": iso(invitation.due_at),
-        "status": invitation.status,
-        "started_at": iso(invitation.started_at),
-        "finished_at": iso(invitation.finished_at),
-    }
+def _read(rt: Runtime):
+    return transaction(rt.engine, read_only=True)
 
 
-def result_json(result: ResultRecord) -> dict[str, Any]:
-    return {
-        "id": result.id,
-        "invitation_id": result.invitation_id,
-        "instrument": result.instrument,
-        "instrument_version": result.instrument_version,
-        "status": result.status,
-        "completed_at": iso(result.finished_at) if result.status == "completed" else None,
-        "finished_at": iso(result.finished_at),
-        "total": result.total,
-        "band": result.band,
-        "percentage": result.percentage,
-        "prorated": result.prorated,
-        "answers": json.loads(result.answers_json),
-        "flags": json.loads(result.flags_json),
-    }
+def patient(rt: Runtime, practice: Practice, patient_id: str) -> Patient:
+    with _read(rt) as session:
+        return get_patient(session, practice, patient_id)
 
 
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "patient_id": alert.patient_id,
-        "invitation_id": alert.invitation_id,
-        "flag": alert.flag,
-        "severity": alert.severity,
-        "reason": alert.reason,
-        "item": alert.item,
-        "patient_words": alert.patient_words,
-        "status": alert.status,
-        "created_at": iso(alert.created_at),
-        "acknowledged_at": iso(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by,
-    }
+def invitations_of(rt: Runtime, practice: Practice, patient_id: str) -> list[Invitation]:
+    with _read(rt) as session:
+        person = get_patient(session, practice, patient_id)
+        return list(
+            session.exec(
+                select(Invitation)
+                .where(Invitation.patient_id == person.id)
+                .order_by(col(Invitation.due_at), col(Invitation.id))
+            ).all()
+        )
 
 
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "patient_id": message.patient_id,
-        "direction": message.direction,
-        "body": message.body,
-        "status": message.status,
-        "error_code": message.error_code,
-        "created_at": iso(message.created_at),
-    }
+def _results(session: Session, patient_id: str, *, newest_first: bool = False):
+    order = col(ResultRecord.finished_at).desc() if newest_first else col(ResultRecord.finished_at)
+    return list(
+        session.exec(
+            select(ResultRecord)
+            .where(ResultRecord.patient_id == patient_id)
+            .order_by(order, col(ResultRecord.id))
+        ).all()
+    )
 
 
-def invitations_of(session: Session, practice: Practice, patient_id: str) -> list[dict[str, Any]]:
-    patient = get_patient(session, practice, patient_id)
-    rows = session.exec(
-        select(Invitation)
-        .where(Invitation.patient_id == patient.id)
-        .order_by(col(Invitation.due_at), col(Invitation.id))
-    ).all()
-    return [invitation_json(i) for i in rows]
+def results_of(rt: Runtime, practice: Practice, patient_id: str) -> list[ResultRecord]:
+    with _read(rt) as session:
+        return _results(session, get_patient(session, practice, patient_id).id)
 
 
-def results_of(session: Session, practice: Practice, patient_id: str) -> list[dict[str, Any]]:
-    patient = get_patient(session, practice, patient_id)
-    rows = session.exec(
-        select(ResultRecord)
-        .where(ResultRecord.patient_id == patient.id)
-        .order_by(col(ResultRecord.finished_at), col(ResultRecord.id))
-    ).all()
-    return [result_json(r) for r in rows]
-
-
-def alerts_of(session: Session, practice: Practice, status: str | None) -> list[dict[str, Any]]:
-    query = select(Alert).where(Alert.practice_id == practice.id)
-    if status:
-        query = query.where(Alert.status == status)
-    rows = session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id))).all()
-    return [alert_json(a) for a in rows]
+def alerts_of(rt: Runtime, practice: Practice, status: str | None) -> list[Alert]:
+    with _read(rt) as session:
+        query = select(Alert).where(Alert.practice_id == practice.id)
+        if status:
+            query = query.where(Alert.status == status)
+        return list(session.exec(query.order_by(col(Alert.created_at).desc(), col(Alert.id))).all())
 
 
 def messages_of(
-    session: Session, practice: Practice, patient_id: str | None, *, limit: int = 500
-) -> list[dict[str, Any]]:
+    rt: Runtime, practice: Practice, patient_id: str | None, *, limit: int = 500
+) -> list[Message]:
     """The latest ``limit`` messages, oldest first (a long log loses its start, not its end)."""
-    query = select(Message).where(Message.practice_id == practice.id)
-    if patient_id:
-        patient = get_patient(session, practice, patient_id)
-        query = query.where(Message.patient_id == patient.id)
-    # at one instant an inbound text comes before the replies to it ("inbound" < "outbound")
-    rows = session.exec(
-        query.order_by(
-            col(Message.created_at).desc(),
-            col(Message.direction).desc(),
-            col(Message.position).desc(),
-        ).limit(limit)
-    ).all()
-    return [message_json(m) for m in reversed(rows)]
+    with _read(rt) as session:
+        query = select(Message).where(Message.practice_id == practice.id)
+        if patient_id is not None:
+            person = get_patient(session, practice, patient_id)
+            query = query.where(Message.patient_id == person.id)
+        # at one instant an inbound text comes before the replies to it ("inbound" < "outbound")
+        rows = session.exec(
+            query.order_by(
+                col(Message.created_at).desc(),
+                col(Message.direction).desc(),
+                col(Message.position).desc(),
+            ).limit(limit)
+        ).all()
+        return list(reversed(rows))
 
 
 def get_alert(session: Session, practice: Practice, alert_id: str) -> Alert:
@@ -185,75 +139,137 @@ def get_invitation(session: Session, practice: Practice, invitation_id: str) -> 
     return invitation
 
 
-def consultation_json(consultation: Consultation, invitations: list[Invitation]) -> dict[str, Any]:
-    return {
-        "id": consultation.id,
-        "patient_id": consultation.patient_id,
-        "occurred_at": iso(consultation.occurred_at),
-        "protocol": consultation.protocol,
-        "invitations": [invitation_json(i) for i in invitations],
-    }
+# -- the staff pages ---------------------------------------------------------------------
 
 
-def invitations_of_consultation(session: Session, consultation: Consultation) -> list[Invitation]:
-    return list(
-        session.exec(
-            select(Invitation)
-            .where(Invitation.consultation_id == consultation.id)
-            .order_by(col(Invitation.due_at), col(Invitation.id))
+@dataclass(frozen=True)
+class AlertBoard:
+    """The alerts page: open alerts (most severe, then newest, first), and recent ones seen."""
+
+    practice: Practice
+    open: list[tuple[Alert, Patient]]
+    acknowledged: list[tuple[Alert, Patient]]
+    notices: dict[str, list[alert_reach.NoticeView]]
+    """The latest notice to each recipient by each channel, per alert shown."""
+    unreached: set[str]
+    """The ids of the alerts shown that have reached nobody."""
+
+
+def alert_board(rt: Runtime, practice_id: str, *, acknowledged_shown: int) -> AlertBoard:
+    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
+    with _read(rt) as session:
+        practice = _practice(session, practice_id)
+        base = (
+            select(Alert, Patient)
+            .join(Patient, col(Patient.id) == col(Alert.patient_id))
+            .where(Alert.practice_id == practice.id)
+        )
+        open_rows = session.exec(
+            base.where(Alert.status == "open").order_by(
+                severity, col(Alert.created_at).desc(), col(Alert.id)
+            )
         ).all()
-    )
+        acknowledged_rows = session.exec(
+            base.where(Alert.status == "acknowledged")
+            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
+            .limit(acknowledged_shown)
+        ).all()
+        shown_ids = [a.id for a, _p in [*open_rows, *acknowledged_rows]]
+        return AlertBoard(
+            practice,
+            [(a, p) for a, p in open_rows],
+            [(a, p) for a, p in acknowledged_rows],
+            notices={
+                alert_id: alert_reach.latest_per_recipient(rows)
+                for alert_id, rows in alert_reach.notices_of(session, shown_ids).items()
+            },
+            unreached=alert_reach.unreached_among(session, shown_ids),
+        )
 
 
-def protocol_json(protocol: Protocol) -> dict[str, Any]:
-    return {
-        "name": protocol.name,
-        "title": protocol.title,
-        "schedule": json.loads(protocol.schedule_json),
-        "created_at": iso(protocol.created_at),
-    }
+@dataclass(frozen=True)
+class AlertDetail:
+    practice: Practice
+    alert: Alert
+    patient: Patient | None
+    invitation: Invitation | None
+    notices: list[alert_reach.NoticeView]
+    history: list[tuple[alert_reach.HistoryEntry, StaffUser | None]]
+    """The alert's history, oldest first, each entry with the member of staff who acted."""
+    reached_nobody: bool
+    acknowledged_by: str | None
+    """The actor who acknowledged: ``user:<id>``, ``token:<id>``, or None."""
+    acknowledged_by_user: StaffUser | None
+    recorded: Answer | None
+    """The answer now recorded at the alert's question (beside the patient's own words)."""
 
 
-def protocols_of(session: Session, practice: Practice) -> list[dict[str, Any]]:
-    rows = session.exec(
-        select(Protocol).where(Protocol.practice_id == practice.id).order_by(col(Protocol.name))
-    ).all()
-    return [protocol_json(p) for p in rows]
+def alert_detail(rt: Runtime, practice_id: str, alert_id: str) -> AlertDetail:
+    with _read(rt) as session:
+        practice = _practice(session, practice_id)
+        alert = get_alert(session, practice, alert_id)
+        notices = alert_reach.notices_of(session, [alert.id])[alert.id]
+        history = [
+            (entry, _staff_member(session, practice, entry.actor))
+            for entry in alert_reach.history_of(session, alert.id, notices)
+        ]
+        return AlertDetail(
+            practice=practice,
+            alert=alert,
+            patient=session.get(Patient, alert.patient_id),
+            invitation=session.get(Invitation, alert.invitation_id)
+            if alert.invitation_id
+            else None,
+            notices=notices,
+            history=history,
+            reached_nobody=alert.id in alert_reach.unreached_among(session, [alert.id]),
+            acknowledged_by=alert.acknowledged_by,
+            acknowledged_by_user=_staff_member(session, practice, alert.acknowledged_by),
+            recorded=answer_behind_alert(session, alert),
+        )
 
 
-def practice_settings_json(practice: Practice) -> dict[str, Any]:
-    """The practice as its API token sees it: who it is, and the settings it may change."""
-    return {
-        "id": practice.id,
-        "name": practice.name,
-        "sms_number": practice.sms_number,
-        "timezone": practice.timezone,
-        "nation": practice.nation,
-        "send_window_start": practice.send_window_start,
-        "send_window_end": practice.send_window_end,
-        "working_days": practice.working_days.split(),
-        "reminder_after_hours": practice.reminder_after_hours,
-        "max_reminders": practice.max_reminders,
-        "expire_after_days": practice.expire_after_days,
-        "invitation_valid_days": practice.invitation_valid_days,
-        "escalate_after_minutes": practice.escalate_after_minutes,
-        "escalate_every_minutes": practice.escalate_every_minutes,
-        "contact_phone": practice.contact_phone,
-        "contact_email": practice.contact_email,
-    }
+def _staff_member(session: Session, practice: Practice, actor: str | None) -> StaffUser | None:
+    """The member of this practice's staff an audit actor (``user:<id>``) names, if any."""
+    kind, _, ident = (actor or "").partition(":")
+    if kind != "user":
+        return None
+    user = session.get(StaffUser, ident)
+    return user if user is not None and user.practice_id == practice.id else None
 
 
-def instruments_json(catalogue: Catalogue) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": instrument.id,
-            "title": instrument.title,
-            "short_title": instrument.short_title,
-            "version": instrument.version,
-            "items": len(instrument.items),
-            "scored_items": len(instrument.scored_item_ids),
-            "languages": list(instrument.languages),
-            "licence": instrument.licence,
-        }
-        for instrument in catalogue.values()
-    ]
+def unreached_urgent_count(rt: Runtime, practice_id: str) -> int:
+    """This practice's urgent alerts that have reached nobody (every staff page's banner)."""
+    with _read(rt) as session:
+        return alert_reach.unreached_count(session, practice_id)
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    practice: Practice
+    patient: Patient
+    results: list[ResultRecord]
+    """Newest first."""
+    alerts: list[Alert]
+
+
+def patient_record(rt: Runtime, practice_id: str, patient_id: str) -> PatientRecord:
+    with _read(rt) as session:
+        practice = _practice(session, practice_id)
+        person = get_patient(session, practice, patient_id)
+        alerts = session.exec(
+            select(Alert)
+            .where(Alert.practice_id == practice.id)
+            .where(Alert.patient_id == person.id)
+            .order_by(col(Alert.created_at).desc(), col(Alert.id))
+        ).all()
+        return PatientRecord(
+            practice, person, _results(session, person.id, newest_first=True), list(alerts)
+        )
+
+
+def _practice(session: Session, practice_id: str) -> Practice:
+    practice = session.get(Practice, practice_id)
+    if practice is None:
+        raise NotFound(practice_id)
+    return practice

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-NATIONS = ("ENG", "WLS", "SCT", "NIR", "NONE")  # NONE: a service that ignores bank holidays
+from bot.domain import DAY_NAMES
+
 LOOKAHEAD_DAYS = 40  # longer than any run of closed days (Christmas to New Year)
 
 

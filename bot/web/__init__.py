@@ -12,6 +12,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(fhir_api.bp)
+    api.init_app(app)
+    fhir_api.init_app(app)
     app.register_blueprint(simulator.bp)
     app.register_blueprint(staff.bp)
     staff.init_app(app)

@@ -1,488 +1,476 @@
 """The JSON API under /api/v1, one practice per bearer token.
 
-Every query is scoped to the token's practice: another practice's ids answer
-404 exactly as ids that do not exist, so nothing leaks. Bad input is a 422
-whose ``field`` names what to fix; a change the record's state does not allow
-(moving an invitation that has already been sent) is a 409.
+Each view is one ``operation``: its models (``bot/schemas``) validate the
+request and shape the answer, and write the OpenAPI document; the view calls
+one service function (which owns its unit of work) and returns the answer.
+Errors are translated here, in the API's words, always as JSON
+``{"error", "field"?}``: bad input 422 naming the field, another practice's
+or an unknown id 404, a change the record's state does not allow 409, no
+token 401, a body that is not JSON 400/415, too large 413, and anything
+unexpected 500.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from datetime import UTC, date, datetime
-from functools import wraps
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from pydantic import RootModel
+from werkzeug.exceptions import HTTPException, InternalServerError
 
-from bot.services import alert_routing, queries, schedule_admin, staff_admin
-from bot.services.alert_acknowledgement import acknowledge
-from bot.services.enrolment import (
-    InputError,
-    NotFound,
-    create_consultation,
-    create_patient,
-    get_patient,
-    practice_for_token,
+from bot.errors import Conflict, InputError, InvitationNotPending, NotFound
+from bot.schemas.patients import PatientCreate, PatientOut
+from bot.schemas.practice import PracticeOut, PracticeSettingsUpdate
+from bot.schemas.records import AlertOut, AlertsQuery, MessageOut, MessagesQuery, ResultOut
+from bot.schemas.scheduling import (
+    ConsultationChanged,
+    ConsultationCreate,
+    ConsultationOut,
+    InstrumentOut,
+    InvitationMove,
+    InvitationOut,
+    OutcomeOut,
+    ProtocolCreate,
+    ProtocolOut,
+    ProtocolUpdate,
+    Reschedule,
 )
-from bot.services.schedule_admin import Conflict
-from bot.store.db import transaction
-from bot.store.models import Practice
+from bot.schemas.staff import StaffChanged, StaffCreate, StaffOut, StaffUpdate
+from bot.services import consultations, practice_settings, protocols, queries, staff_admin
+from bot.services.alert_acknowledgement import acknowledge_alert
+from bot.services.consultations import Outcome
+from bot.services.enrolment import register_consultation, register_patient
 from bot.web import context
-from bot.web.openapi import OPENAPI
+from bot.web.auth import Unauthorised
+from bot.web.json_body import BodyError
+from bot.web.openapi import OpenApiDocument, document, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
 
 
-def _error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
+class Invitations(RootModel[list[InvitationOut]]):
+    pass
+
+
+class Results(RootModel[list[ResultOut]]):
+    pass
+
+
+class Alerts(RootModel[list[AlertOut]]):
+    pass
+
+
+class Messages(RootModel[list[MessageOut]]):
+    pass
+
+
+class Protocols(RootModel[list[ProtocolOut]]):
+    pass
+
+
+class Instruments(RootModel[list[InstrumentOut]]):
+    pass
+
+
+class StaffList(RootModel[list[StaffOut]]):
+    pass
+
+
+# -- errors: always JSON under /api/v1 ---------------------------------------------------
+
+
+def error(status: int, message: str, field: str | None = None) -> Response:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
-    return jsonify(body), status
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
-@bp.errorhandler(InputError)
-def _input_error(exc: InputError):
-    return _error(422, exc.message, exc.field)
+def in_api() -> bool:
+    return request.path == PREFIX or request.path.startswith(f"{PREFIX}/")
 
 
-@bp.errorhandler(NotFound)
-def _not_found(exc: NotFound):
-    if exc.field:
-        return _error(404, f"{exc.field} is not a record of this practice", exc.field)
-    return _error(404, "not found")
+def init_app(app: Flask) -> None:
+    """Error answers for every blueprint under /api/v1 (FHIR's too), and routing errors,
+    which happen before any blueprint is chosen. Other paths keep their own errors."""
+
+    @app.errorhandler(InputError)
+    def _input(exc: InputError):
+        return error(422, exc.message, exc.field)
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):
+        if exc.field:
+            return error(404, f"{exc.field} is not a record of this practice", exc.field)
+        return error(404, "not found")
+
+    @app.errorhandler(InvitationNotPending)
+    def _not_pending(exc: InvitationNotPending):
+        message = (
+            f"this invitation is {exc.status}, not pending: only an invitation that has not "
+            f"been sent can be {exc.doing}"
+        )
+        if exc.status == "active":
+            message += (
+                "; it has been sent and the patient may be answering: it finishes or "
+                "expires on its own"
+            )
+        return error(409, message)
+
+    @app.errorhandler(Conflict)
+    def _conflict(exc: Conflict):
+        return error(409, str(exc) or "the record's state does not allow this change")
+
+    @app.errorhandler(Unauthorised)
+    def _unauthorised(_exc: Unauthorised):
+        response = error(401, "a valid bearer token is required")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="prombot"'
+        return response
+
+    @app.errorhandler(BodyError)
+    def _body(exc: BodyError):
+        return error(exc.status, exc.message, "body")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if not in_api():
+            return exc
+        messages = {
+            404: "not found",
+            405: "method not allowed",
+            413: f"the request is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
+        }
+        status = exc.code or 500
+        response = error(status, messages.get(status, exc.name.lower()))
+        allowed = exc.get_response().headers.get("Allow")
+        if allowed:
+            response.headers["Allow"] = allowed
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def _internal(exc: InternalServerError):
+        if not in_api():
+            return exc
+        return error(500, "something went wrong on our side; nothing was changed")
 
 
-@bp.errorhandler(Conflict)
-def _conflict(exc: Conflict):
-    return _error(409, exc.message)
+def _actor() -> dict[str, Any]:
+    return {"now": context.now(), "actor": g.actor}
 
 
-def _in_api() -> bool:
-    return request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")
+def _rt():
+    return context.runtime()
 
 
-# Routing errors happen before a blueprint is chosen, so only app-wide handlers see
-# them: these answer JSON under /api/v1 and leave every other path's error as it was.
-@bp.app_errorhandler(404)
-def _route_not_found(exc: HTTPException):
-    return _error(404, "not found") if _in_api() else exc
-
-
-@bp.app_errorhandler(405)
-def _method_not_allowed(exc: HTTPException):
-    if not _in_api():
-        return exc
-    response, status = _error(405, "method not allowed")
-    allowed = exc.get_response().headers.get("Allow")
-    if allowed:
-        response.headers["Allow"] = allowed
-    return response, status
-
-
-def authenticated(view):
-    """Resolve ``Authorization: Bearer <token>`` to a practice, or answer 401."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorised()
-        with transaction(context.runtime().engine, read_only=True) as session:
-            found = practice_for_token(session, token.strip())
-        if found is None:
-            return _unauthorised()
-        g.practice, api_token = found
-        g.actor = f"token:{api_token.id}"
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _unauthorised() -> tuple[Response, int]:
-    response, status = _error(401, "a valid bearer token is required")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="prombot"'
-    return response, status
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InputError("body", "the request body must be a JSON object")
-    return data
-
-
-def _text(
-    data: dict[str, Any], field: str, *, required: bool = True, limit: int = 120
-) -> str | None:
-    value = data.get(field)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InputError(field, f"{field} is required")
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise InputError(field, f"{field} must be text of at most {limit} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InputError(field, f"{field} must not contain control characters or line breaks")
-    return value.strip()
-
-
-def _date(value: Any, field: str) -> date | None:
-    if value in (None, ""):
-        return None
-    try:
-        parsed = date.fromisoformat(str(value))
-    except ValueError:
-        raise InputError(field, f"{field} must be a date such as 1980-04-21") from None
-    if parsed > context.now().date():
-        raise InputError(field, f"{field} cannot be in the future")
-    return parsed
-
-
-def _datetime(value: Any, field: str, zone: str) -> datetime:
-    if value in (None, ""):
-        raise InputError(field, f"{field} is required, as an ISO-8601 date and time")
-    message = f"{field} must be an ISO-8601 date and time, such as 2026-03-16T10:00:00Z"
-    if not isinstance(value, str):
-        raise InputError(field, message)
-    try:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:  # a time without a zone is the practice's local time
-            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # not a date, or at the very ends of the calendar
-        raise InputError(field, message) from None
+# -- the document ------------------------------------------------------------------------
 
 
 @bp.get("/openapi.json")
-def openapi() -> Response:
-    return jsonify(OPENAPI)
+@operation(answers={200: OpenApiDocument}, public=True)
+def openapi():
+    """This document (OpenAPI 3.1)"""
+    return OpenApiDocument(document())
+
+
+# -- patients ----------------------------------------------------------------------------
 
 
 @bp.post("/patients")
-@authenticated
-def post_patient():
-    data = _body()
-    name = _text(data, "name")
-    phone = _text(data, "phone", limit=30)
-    nhs_number = data.get("nhs_number")
-    if nhs_number is not None and not isinstance(nhs_number, str | int):
-        raise InputError("nhs_number", "nhs_number must be text")
-    language = _text(data, "language", required=False, limit=8) or "en"
-    with transaction(context.runtime().engine) as session:
-        patient = create_patient(
-            session,
-            g.practice,
-            name=name,
-            phone=phone,
-            nhs_number=str(nhs_number) if nhs_number is not None else None,
-            date_of_birth=_date(data.get("date_of_birth"), "date_of_birth"),
-            language=language,
-            now=context.now(),
-            actor=g.actor,
-        )
-        body = queries.patient_json(patient)
-    return jsonify(body), 201
+@operation(body=PatientCreate, answers={201: PatientOut})
+def post_patient(json: PatientCreate):
+    """Register a patient
+
+    The phone must be a UK mobile (texts to landlines are read aloud); one patient per
+    mobile per practice. The NHS number, when given, must pass its check digit.
+    """
+    return PatientOut.of(register_patient(_rt(), g.practice, json, **_actor())), 201
 
 
 @bp.get("/patients/<patient_id>")
-@authenticated
-def get_patient_view(patient_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.patient_json(get_patient(session, g.practice, patient_id)))
-
-
-@bp.post("/consultations")
-@authenticated
-def post_consultation():
-    data = _body()
-    patient_id = _text(data, "patient_id", limit=64)
-    occurred_at = _datetime(data.get("occurred_at"), "occurred_at", g.practice.timezone)
-    continue_if_positive = data.get("continue_if_positive", False)
-    if not isinstance(continue_if_positive, bool):
-        raise InputError("continue_if_positive", "continue_if_positive must be true or false")
-    protocol = _text(data, "protocol", required=False, limit=60)
-    with transaction(context.runtime().engine) as session:
-        consultation, invitations = create_consultation(
-            session,
-            g.practice,
-            context.runtime().catalogue,
-            patient_id=patient_id,
-            occurred_at=occurred_at,
-            protocol=protocol,
-            schedule=data.get("schedule"),
-            continue_if_positive=continue_if_positive,
-            now=context.now(),
-            actor=g.actor,
-        )
-        body = {
-            "id": consultation.id,
-            "patient_id": consultation.patient_id,
-            "occurred_at": queries.iso(consultation.occurred_at),
-            "protocol": consultation.protocol,
-            "invitations": [queries.invitation_json(i) for i in invitations],
-        }
-    return jsonify(body), 201
+@operation(answers={200: PatientOut}, errors=(404,))
+def get_patient(patient_id: str):
+    """A patient"""
+    return PatientOut.of(queries.patient(_rt(), g.practice, patient_id))
 
 
 @bp.get("/patients/<patient_id>/invitations")
-@authenticated
+@operation(answers={200: Invitations}, errors=(404,))
 def get_invitations(patient_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.invitations_of(session, g.practice, patient_id))
+    """A patient's invitations, in due order"""
+    rows = queries.invitations_of(_rt(), g.practice, patient_id)
+    return Invitations([InvitationOut.of(i) for i in rows])
 
 
 @bp.get("/patients/<patient_id>/results")
-@authenticated
+@operation(answers={200: Results}, errors=(404,))
 def get_results(patient_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.results_of(session, g.practice, patient_id))
+    """A patient's finished questionnaires: scores, bands, answers and flags
+
+    `total` and `band` are null when a questionnaire cannot be scored (missing answers never
+    count as zero).
+    """
+    return Results([ResultOut.of(r) for r in queries.results_of(_rt(), g.practice, patient_id)])
+
+
+# -- consultations and invitations -----------------------------------------------------
+
+
+@bp.post("/consultations")
+@operation(body=ConsultationCreate, answers={201: ConsultationOut}, errors=(404,))
+def post_consultation(json: ConsultationCreate):
+    """Register a consultation and schedule its questionnaires
+
+    Give a `protocol` or a `schedule`. Due times keep the practice's local wall-clock time:
+    a consultation at 10:00 with `after: P2W` is due at 10:00 local two weeks later, across
+    a change to or from summer time. An unknown `patient_id` is a 404 naming the field.
+    """
+    consultation, invitations = register_consultation(_rt(), g.practice, json, **_actor())
+    return ConsultationOut.of(consultation, invitations), 201
+
+
+@bp.get("/consultations/<consultation_id>")
+@operation(answers={200: ConsultationOut}, errors=(404,))
+def get_consultation(consultation_id: str):
+    """A consultation with its invitations"""
+    consultation, invitations = consultations.read_consultation(_rt(), g.practice, consultation_id)
+    return ConsultationOut.of(consultation, invitations)
+
+
+@bp.post("/consultations/<consultation_id>/cancel")
+@operation(answers={200: ConsultationChanged}, errors=(404,))
+def cancel_consultation(consultation_id: str):
+    """Cancel a consultation's pending invitations
+
+    Only pending invitations (not yet sent) are changed. An active questionnaire has reached
+    the patient, who may be answering: it is left to finish or expire on its own, and
+    `outcome` counts what was left alone.
+    """
+    changed = consultations.cancel_consultation(_rt(), g.practice, consultation_id, **_actor())
+    return _changed(*changed)
+
+
+@bp.post("/consultations/<consultation_id>/reschedule")
+@operation(body=Reschedule, answers={200: ConsultationChanged}, errors=(404,))
+def reschedule_consultation(consultation_id: str, json: Reschedule):
+    """Move a consultation's pending invitations
+
+    By `shift` (an ISO-8601 duration; negative moves earlier), or to a new `occurred_at`
+    (each keeps its offset from the consultation). A due time that would fall in the past
+    goes at the next opening of the send window.
+    """
+    changed = consultations.reschedule_consultation(
+        _rt(), g.practice, consultation_id, json, **_actor()
+    )
+    return _changed(*changed)
+
+
+def _changed(consultation, invitations, outcome: Outcome) -> ConsultationChanged:
+    return ConsultationChanged(
+        **ConsultationOut.of(consultation, invitations).model_dump(),
+        outcome=OutcomeOut(
+            cancelled=outcome.cancelled,
+            moved=outcome.moved,
+            left=outcome.left_total,
+            left_by_status=dict(sorted(outcome.left.items())),
+            message=outcome_message(outcome),
+        ),
+    )
+
+
+def outcome_message(outcome: Outcome) -> str:
+    """What a cancel or reschedule did, and what it left alone, in a few sentences."""
+    if outcome.action == "cancel":
+        parts = [f"Cancelled {_count(outcome.cancelled, 'pending questionnaire')}."]
+    else:
+        parts = [f"Moved {_count(outcome.moved, 'pending questionnaire')}."]
+    if outcome.due_now:
+        goes = "it goes" if outcome.due_now == 1 else "they go"
+        parts.append(
+            f"{outcome.due_now} of them would have fallen in the past, so {goes} at the next "
+            "opening of the send window."
+        )
+    active = outcome.left.get("active", 0)
+    if active == 1:
+        parts.append(
+            "1 questionnaire already sent is still open and was left alone: the patient "
+            "may be answering; it finishes or expires on its own."
+        )
+    elif active:
+        parts.append(
+            f"{active} questionnaires already sent are still open and were left alone: "
+            "the patient may be answering; they finish or expire on their own."
+        )
+    finished = outcome.left_total - active
+    if finished == 1:
+        parts.append("1 finished invitation was left as it was.")
+    elif finished:
+        parts.append(f"{finished} finished invitations were left as they were.")
+    return " ".join(parts)
+
+
+def _count(n: int, singular: str) -> str:
+    return f"{n} {singular if n == 1 else singular + 's'}"
+
+
+@bp.post("/invitations/<invitation_id>/cancel")
+@operation(answers={200: InvitationOut}, errors=(404, 409))
+def cancel_invitation(invitation_id: str):
+    """Cancel one pending invitation (409 once it has been sent)"""
+    return InvitationOut.of(
+        consultations.cancel_invitation(_rt(), g.practice, invitation_id, **_actor())
+    )
+
+
+@bp.patch("/invitations/<invitation_id>")
+@operation(body=InvitationMove, answers={200: InvitationOut}, errors=(404, 409))
+def patch_invitation(invitation_id: str, json: InvitationMove):
+    """Move one pending invitation (409 once it has been sent)
+
+    Only `due_at` can change: from now on (now means the next opening of the send window).
+    To cancel, POST /api/v1/invitations/{invitation_id}/cancel.
+    """
+    return InvitationOut.of(
+        consultations.move_invitation(
+            _rt(), g.practice, invitation_id, due_at=json.due_at, **_actor()
+        )
+    )
+
+
+# -- alerts and the message log ---------------------------------------------------------
 
 
 @bp.get("/alerts")
-@authenticated
-def get_alerts():
-    status = request.args.get("status")
-    if status not in (None, "open", "acknowledged"):
-        raise InputError("status", "status must be open or acknowledged")
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.alerts_of(session, g.practice, status))
+@operation(query=AlertsQuery, answers={200: Alerts})
+def get_alerts(query: AlertsQuery):
+    """The practice's alerts, newest first, optionally by status"""
+    rows = queries.alerts_of(_rt(), g.practice, query.status)
+    return Alerts([AlertOut.of(a) for a in rows])
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
-@authenticated
+@operation(answers={200: AlertOut}, errors=(404,))
 def post_acknowledge(alert_id: str):
-    with transaction(context.runtime().engine) as session:
-        alert = acknowledge(session, g.practice, alert_id, actor=g.actor, now=context.now())
-        return jsonify(queries.alert_json(alert))
+    """Acknowledge an alert: escalation stops; repeating it changes nothing"""
+    return AlertOut.of(acknowledge_alert(_rt(), g.practice.id, alert_id, **_actor()))
 
 
 @bp.get("/messages")
-@authenticated
-def get_messages():
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.messages_of(session, g.practice, request.args.get("patient_id")))
+@operation(query=MessagesQuery, answers={200: Messages}, errors=(404,))
+def get_messages(query: MessagesQuery):
+    """The message log: the latest 500 texts, oldest first, of one patient or all"""
+    rows = queries.messages_of(_rt(), g.practice, query.patient_id)
+    return Messages([MessageOut.of(m) for m in rows])
 
 
-# FHIR (/api/v1/fhir/...) has its own blueprint: bot/web/fhir_api.py
-
-
-# -- protocols: a practice's named schedules ------------------------------------------
+# -- protocols: a practice's named schedules --------------------------------------------
 # A consultation's invitations are made from its protocol when it is registered:
 # editing or deleting a protocol changes future consultations only.
 
 
 @bp.get("/protocols")
-@authenticated
+@operation(answers={200: Protocols})
 def get_protocols():
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(queries.protocols_of(session, g.practice))
+    """The practice's protocols, by name"""
+    return Protocols([ProtocolOut.of(p) for p in protocols.list_protocols(_rt(), g.practice)])
 
 
 @bp.post("/protocols")
-@authenticated
-def post_protocol():
-    data = _body()
-    with transaction(context.runtime().engine) as session:
-        protocol = schedule_admin.create_protocol(
-            session,
-            g.practice,
-            context.runtime().catalogue,
-            name=data.get("name"),
-            title=data.get("title"),
-            schedule=data.get("schedule"),
-            now=context.now(),
-            actor=g.actor,
-        )
-        body = queries.protocol_json(protocol)
-    return jsonify(body), 201
+@operation(body=ProtocolCreate, answers={201: ProtocolOut})
+def post_protocol(json: ProtocolCreate):
+    """Add a protocol: a named schedule of questionnaires
+
+    A protocol is a template. A consultation's invitations are made from it when the
+    consultation is registered, so later edits change future consultations only.
+    """
+    return ProtocolOut.of(protocols.add_protocol(_rt(), g.practice, json, **_actor())), 201
 
 
 @bp.put("/protocols/<name>")
-@authenticated
-def put_protocol(name: str):
-    data = _body()
-    with transaction(context.runtime().engine) as session:
-        protocol = schedule_admin.update_protocol(
-            session,
-            g.practice,
-            context.runtime().catalogue,
-            name,
-            changes=data,
-            now=context.now(),
-            actor=g.actor,
-        )
-        return jsonify(queries.protocol_json(protocol))
+@operation(body=ProtocolUpdate, answers={200: ProtocolOut}, errors=(404,))
+def put_protocol(name: str, json: ProtocolUpdate):
+    """Change a protocol's title or schedule (future consultations only)"""
+    return ProtocolOut.of(protocols.change_protocol(_rt(), g.practice, name, json, **_actor()))
 
 
 @bp.delete("/protocols/<name>")
-@authenticated
+@operation(answers={204: None}, errors=(404,))
 def delete_protocol(name: str):
-    with transaction(context.runtime().engine) as session:
-        schedule_admin.delete_protocol(session, g.practice, name, now=context.now(), actor=g.actor)
+    """Remove a protocol; consultations registered with it keep their invitations"""
+    protocols.remove_protocol(_rt(), g.practice, name, **_actor())
     return Response(status=204)
-
-
-# -- a consultation's invitations: read, cancel, move ---------------------------------
-# Only pending invitations (not yet sent) change; the answer counts what was left.
-
-
-@bp.get("/consultations/<consultation_id>")
-@authenticated
-def get_consultation(consultation_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        consultation = schedule_admin.get_consultation(session, g.practice, consultation_id)
-        invitations = queries.invitations_of_consultation(session, consultation)
-        return jsonify(queries.consultation_json(consultation, invitations))
-
-
-@bp.post("/consultations/<consultation_id>/cancel")
-@authenticated
-def cancel_consultation(consultation_id: str):
-    with transaction(context.runtime().engine) as session:
-        consultation, outcome = schedule_admin.cancel_consultation(
-            session, g.practice, consultation_id, now=context.now(), actor=g.actor
-        )
-        return jsonify(_changed_consultation(session, consultation, outcome))
-
-
-@bp.post("/consultations/<consultation_id>/reschedule")
-@authenticated
-def reschedule_consultation(consultation_id: str):
-    data = _body()
-    occurred_at = data.get("occurred_at")
-    with transaction(context.runtime().engine) as session:
-        consultation, outcome = schedule_admin.reschedule_consultation(
-            session,
-            g.practice,
-            consultation_id,
-            shift=data.get("shift"),
-            occurred_at=(
-                _datetime(occurred_at, "occurred_at", g.practice.timezone)
-                if occurred_at is not None
-                else None
-            ),
-            now=context.now(),
-            actor=g.actor,
-        )
-        return jsonify(_changed_consultation(session, consultation, outcome))
-
-
-def _changed_consultation(session, consultation, outcome) -> dict[str, Any]:
-    invitations = queries.invitations_of_consultation(session, consultation)
-    return {**queries.consultation_json(consultation, invitations), "outcome": outcome.as_json()}
-
-
-@bp.post("/invitations/<invitation_id>/cancel")
-@authenticated
-def cancel_invitation(invitation_id: str):
-    with transaction(context.runtime().engine) as session:
-        invitation = schedule_admin.cancel_invitation(
-            session, g.practice, invitation_id, now=context.now(), actor=g.actor
-        )
-        return jsonify(queries.invitation_json(invitation))
-
-
-@bp.patch("/invitations/<invitation_id>")
-@authenticated
-def patch_invitation(invitation_id: str):
-    data = _body()
-    for key in data:
-        if key != "due_at":
-            hint = ": to cancel, POST /api/v1/invitations/{id}/cancel" if key == "status" else ""
-            raise InputError(key, f"{key} cannot be changed here; only due_at can{hint}")
-    with transaction(context.runtime().engine) as session:
-        invitation = schedule_admin.move_invitation(
-            session,
-            g.practice,
-            invitation_id,
-            due_at=_datetime(data.get("due_at"), "due_at", g.practice.timezone),
-            now=context.now(),
-            actor=g.actor,
-        )
-        return jsonify(queries.invitation_json(invitation))
 
 
 # -- the practice's own settings, and the questionnaires available ---------------------
 
 
 @bp.get("/practice")
-@authenticated
+@operation(answers={200: PracticeOut})
 def get_practice():
-    with transaction(context.runtime().engine, read_only=True) as session:
-        practice = session.get(Practice, g.practice.id)
-        return jsonify(_with_warnings(session, queries.practice_settings_json(practice)))
+    """The practice and its settings"""
+    practice = practice_settings.read_practice(_rt(), g.practice)
+    return PracticeOut.of(practice, practice_settings.alert_warnings(_rt(), practice))
 
 
 @bp.patch("/practice")
-@authenticated
-def patch_practice():
-    data = _body()
-    with transaction(context.runtime().engine) as session:
-        practice = schedule_admin.update_settings(
-            session, g.practice, data, now=context.now(), actor=g.actor
-        )
-        return jsonify(_with_warnings(session, queries.practice_settings_json(practice)))
+@operation(body=PracticeSettingsUpdate, answers={200: PracticeOut})
+def patch_practice(json: PracticeSettingsUpdate):
+    """Change some of the practice's settings
 
-
-def _with_warnings(session, body: dict[str, Any]) -> dict[str, Any]:
-    """The answer plus ``warnings``: whether the practice can be told of urgent alerts now."""
-    practice = session.get(Practice, g.practice.id)
-    config = context.runtime().config
-    return {**body, "warnings": alert_routing.practice_warnings(session, practice, config)}
+    Every value is checked before any is stored. Timers already set keep their times; the
+    send window, working days, nation and zone apply to whatever is sent from now on.
+    """
+    practice = practice_settings.update_settings(_rt(), g.practice, json, **_actor())
+    return PracticeOut.of(practice, practice_settings.alert_warnings(_rt(), practice))
 
 
 @bp.get("/instruments")
-@authenticated
+@operation(answers={200: Instruments})
 def get_instruments():
-    return jsonify(queries.instruments_json(context.runtime().catalogue))
+    """The questionnaires available (shipped, and any the practice's folders add)"""
+    return Instruments([InstrumentOut.of(i) for i in _rt().catalogue.values()])
 
 
 # -- the practice's staff: duty clinicians and escalation contacts ----------------------
-# Passwords are checked and hashed before the transaction (hashing is slow on purpose);
-# no answer ever carries a password hash.
 
 
 @bp.get("/staff")
-@authenticated
+@operation(answers={200: StaffList})
 def get_staff():
-    with transaction(context.runtime().engine, read_only=True) as session:
-        return jsonify(staff_admin.list_staff(session, g.practice))
+    """The practice's staff"""
+    return StaffList([StaffOut.of(u) for u in staff_admin.list_staff(_rt(), g.practice)])
 
 
 @bp.post("/staff")
-@authenticated
-def post_staff():
-    new = staff_admin.check_new(_body())
-    password_hash = staff_admin.hash_password(new.password)
-    with transaction(context.runtime().engine) as session:
-        user = staff_admin.create_staff(
-            session, g.practice, new, password_hash, now=context.now(), actor=g.actor
-        )
-        body = _with_warnings(session, staff_admin.staff_json(user))
-    return jsonify(body), 201
+@operation(body=StaffCreate, answers={201: StaffChanged})
+def post_staff(json: StaffCreate):
+    """Add a member of staff
+
+    On-duty clinicians are told of urgent alerts at once; escalation contacts of those
+    nobody acknowledges. Without a password they cannot sign in until one is set. An
+    e-mail address is used once across every practice.
+    """
+    user = staff_admin.add_staff(_rt(), g.practice, json, **_actor())
+    return StaffChanged.after(user, practice_settings.alert_warnings(_rt(), g.practice)), 201
 
 
 @bp.patch("/staff/<staff_id>")
-@authenticated
-def patch_staff(staff_id: str):
-    changes = staff_admin.check_changes(_body())
-    password_hash = (
-        staff_admin.hash_password(changes.password) if changes.password is not None else None
-    )
-    with transaction(context.runtime().engine) as session:
-        user = staff_admin.update_staff(
-            session, g.practice, staff_id, changes, password_hash, now=context.now(), actor=g.actor
-        )
-        return jsonify(_with_warnings(session, staff_admin.staff_json(user)))
+@operation(body=StaffUpdate, answers={200: StaffChanged}, errors=(404,))
+def patch_staff(staff_id: str, json: StaffUpdate):
+    """Change a member of staff (a new password signs them out everywhere)"""
+    user = staff_admin.change_staff(_rt(), g.practice, staff_id, json, **_actor())
+    return StaffChanged.after(user, practice_settings.alert_warnings(_rt(), g.practice))
 
 
 @bp.delete("/staff/<staff_id>")
-@authenticated
+@operation(answers={204: None}, errors=(404,))
 def delete_staff(staff_id: str):
-    with transaction(context.runtime().engine) as session:
-        staff_admin.remove_staff(session, g.practice, staff_id, now=context.now(), actor=g.actor)
+    """Remove a member of staff
+
+    Someone who has been sent alert notices is deactivated instead, so the record of who
+    was told stays.
+    """
+    staff_admin.remove_staff(_rt(), g.practice, staff_id, **_actor())
     return Response(status=204)

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from bot import fhir
+from bot.errors import InputError
+from bot.fhir import export as fhir_export
 from bot.fhir.responses import InstrumentChanged
-from bot.fhir.terms import fhir_id
-from bot.services.enrolment import InputError, NotFound
-from bot.store.db import transaction
 from bot.web import context
-from bot.web.api import authenticated
+from bot.web.api import error
+from bot.web.openapi import FhirResource, operation
 
 bp = Blueprint("fhir_api", __name__, url_prefix="/api/v1/fhir")
 
@@ -36,31 +36,16 @@ FORMATS = {"json", "application/json", "application/fhir+json"}
 DERIVED_FROM = "Observation:derived-from"
 
 
-def _error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
-    body = {"error": message} | ({"field": field} if field else {})
-    return jsonify(body), status
+def init_app(app: Flask) -> None:
+    """The FHIR reads' own errors; the rest are the API's (bot.web.api.init_app)."""
 
+    @app.errorhandler(fhir.NoResponseYet)
+    def _no_response_yet(_exc: fhir.NoResponseYet):
+        return error(404, "no response yet: the invitation has not been sent to the patient")
 
-@bp.errorhandler(InputError)
-def _input_error(exc: InputError):
-    return _error(422, exc.message, exc.field)
-
-
-@bp.errorhandler(NotFound)
-def _not_found(exc: NotFound):
-    if exc.field:
-        return _error(404, f"{exc.field} is not a record of this practice", exc.field)
-    return _error(404, "not found")
-
-
-@bp.errorhandler(fhir.NoResponseYet)
-def _no_response_yet(exc: fhir.NoResponseYet):
-    return _error(404, "no response yet: the invitation has not been sent to the patient")
-
-
-@bp.errorhandler(InstrumentChanged)
-def _instrument_changed(exc: InstrumentChanged):
-    return _error(409, f"the stored answers no longer fit the loaded questionnaire: {exc}")
+    @app.errorhandler(InstrumentChanged)
+    def _instrument_changed(exc: InstrumentChanged):
+        return error(409, f"the stored answers no longer fit the loaded questionnaire: {exc}")
 
 
 def _resource(document: dict) -> Response:
@@ -69,85 +54,68 @@ def _resource(document: dict) -> Response:
     return response
 
 
-def _urls() -> fhir.Urls:
-    return fhir.Urls.for_service(context.runtime().public_base_url)
-
-
 @bp.get("/Questionnaire/<questionnaire_id>")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404,))
 def get_questionnaire(questionnaire_id: str):
-    catalogue = context.runtime().catalogue
-    by_fhir_id = {fhir_id(instrument.id): instrument for instrument in catalogue.values()}
-    instrument = by_fhir_id.get(questionnaire_id)
-    if instrument is None:
-        raise NotFound(questionnaire_id)
-    return _resource(fhir.questionnaire(instrument, _urls()))
+    """A questionnaire at its canonical URL, with LOINC codes on items and answers"""
+    return _resource(fhir_export.questionnaire(context.runtime(), questionnaire_id))
 
 
 @bp.get("/CodeSystem/<code_system_id>")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404,))
 def get_code_system(code_system_id: str):
-    document = fhir.code_system(context.runtime().catalogue, code_system_id, _urls())
-    if document is None:
-        raise NotFound(code_system_id)
-    return _resource(document)
+    """One of our own code systems (answers LOINC has no code for, bands, score keys)"""
+    return _resource(fhir_export.code_system(context.runtime(), code_system_id))
 
 
 @bp.get("/QuestionnaireResponse/<invitation_id>")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404, 409))
 def get_questionnaire_response(invitation_id: str):
-    """By the invitation's id, or, for a screen that went on, by the screen's result id."""
-    with transaction(context.runtime().engine, read_only=True) as session:
-        document = fhir.questionnaire_response_by_id(
-            session, context.runtime().catalogue, g.practice, invitation_id, _urls()
-        )
-    return _resource(document)
+    """An invitation's answers (or, by its result id, a screen that went on to the full form)"""
+    return _resource(
+        fhir_export.questionnaire_response(context.runtime(), g.practice, invitation_id)
+    )
 
 
 @bp.get("/Observation/<observation_id>")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404, 409))
 def get_observation(observation_id: str):
-    with transaction(context.runtime().engine, read_only=True) as session:
-        document = fhir.observation_by_id(
-            session, context.runtime().catalogue, g.practice, observation_id, _urls()
-        )
-    return _resource(document)
+    """A score Observation (LOINC total, SNOMED CT score, band), by the result's id"""
+    return _resource(fhir_export.observation(context.runtime(), g.practice, observation_id))
 
 
 @bp.get("/Observation")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404, 409, 422))
 def search_observations():
+    """A patient's score Observations: ?patient={id} (&_include=Observation:derived-from)"""
     patient_id, include = _search("_include")
-    urls = _urls()
-    with transaction(context.runtime().engine, read_only=True) as session:
-        document = fhir.patient_observations(
-            session,
-            context.runtime().catalogue,
+    rt = context.runtime()
+    return _resource(
+        fhir_export.patient_observations(
+            rt,
             g.practice,
             patient_id,
-            urls,
             include_responses=include,
-            self_url=_self_url(urls, "Observation", patient_id, "_include", include),
+            self_url=_self_url(rt, "Observation", patient_id, "_include", include),
         )
-    return _resource(document)
+    )
 
 
 @bp.get("/QuestionnaireResponse")
-@authenticated
+@operation(answers={200: FhirResource}, errors=(404, 409, 422))
 def search_questionnaire_responses():
+    """A patient's responses: ?patient={id} (&_revinclude=Observation:derived-from)"""
     patient_id, include = _search("_revinclude")
-    urls = _urls()
-    with transaction(context.runtime().engine, read_only=True) as session:
-        document = fhir.patient_responses(
-            session,
-            context.runtime().catalogue,
+    rt = context.runtime()
+    return _resource(
+        fhir_export.patient_responses(
+            rt,
             g.practice,
             patient_id,
-            urls,
             include_observations=include,
-            self_url=_self_url(urls, "QuestionnaireResponse", patient_id, "_revinclude", include),
+            self_url=_self_url(rt, "QuestionnaireResponse", patient_id, "_revinclude", include),
         )
-    return _resource(document)
+    )
 
 
 def _search(include_parameter: str) -> tuple[str, bool]:
@@ -173,8 +141,7 @@ def _search(include_parameter: str) -> tuple[str, bool]:
     return patient_id, bool(includes)
 
 
-def _self_url(
-    urls: fhir.Urls, resource_type: str, patient_id: str, name: str, include: bool
-) -> str:
+def _self_url(rt, resource_type: str, patient_id: str, name: str, include: bool) -> str:
     parameters = [("patient", patient_id)] + ([(name, DERIVED_FROM)] if include else [])
-    return f"{urls.base}/{resource_type}?{urlencode(parameters, safe=':/')}"
+    base = fhir_export.urls(rt).base
+    return f"{base}/{resource_type}?{urlencode(parameters, safe=':/')}"

@@ -17,12 +17,10 @@ address, ``STAFF_LOGIN_MAX_FAILURES_PER_CLIENT`` per client address, within
 from __future__ import annotations
 
 import hashlib
-import hmac
 import threading
 import time
 from collections import OrderedDict, deque
 from datetime import datetime
-from functools import cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -41,32 +39,21 @@ from flask import (
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import case
-from sqlmodel import col, func, select
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from bot.errors import NotFound
 from bot.instruments import Catalogue
-from bot.services import alert_reach, audit, queries
-from bot.services.alert_acknowledgement import acknowledge
-from bot.services.enrolment import NotFound, get_patient
-from bot.store.db import transaction
-from bot.store.models import (
-    Alert,
-    Invitation,
-    Patient,
-    Practice,
-    ResultRecord,
-    StaffUser,
-)
+from bot.schemas.records import ResultOut
+from bot.services import alert_reach, queries, staff_sign_in
+from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
+from bot.store.models import Invitation, Practice, StaffUser
 from bot.web import context
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
-SEVERITY_ORDER = {"urgent": 0, "routine": 1, "information": 2}
 FLAG_LABELS = {
     "self_harm_risk": "Possible risk of self-harm",
     "severe_score": "Severe score",
@@ -95,25 +82,16 @@ HISTORY_LABELS = {
     "alert.escalation_unsent": "Due for escalation, but nobody could be told.",
     "alert.acknowledged": "Acknowledged.",
 }
-LOGIN_DEFAULTS = {
-    "STAFF_LOGIN_MAX_FAILURES": 5,
-    "STAFF_LOGIN_MAX_FAILURES_PER_CLIENT": 50,
-    "STAFF_LOGIN_WINDOW_SECONDS": 15 * 60,
-}
 SIGN_IN_FAILED = "That e-mail address and password do not match an account."
 TOO_MANY = "Too many failed sign-ins. Wait a few minutes, then try again."
 
 
 def init_app(app: Flask) -> None:
     """Flask-Login and CSRF protection for the staff pages."""
-    for key, value in LOGIN_DEFAULTS.items():
-        app.config.setdefault(key, value)
     # CSRFProtect checks no request by itself (the webhook and the API have their own
     # authentication and no forms); the staff blueprint asks it to check every POST.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 60 * 60)  # a clinic session
-    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "staff.login"
@@ -141,27 +119,19 @@ class StaffPrincipal:
         self.practice_id = practice.id
         self.practice_name = practice.name
         self.timezone = practice.timezone
-        self._session_id = f"{user.id}.{_password_tag(user.password_hash)}"
+        self._session_id = f"{user.id}.{staff_sign_in.password_tag(user.password_hash)}"
 
     def get_id(self) -> str:
         # A new password ends every session signed in with the old one.
         return self._session_id
 
 
-def _password_tag(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 def _load_user(session_id: str) -> StaffPrincipal | None:
     user_id, _, tag = session_id.partition(".")
     if not user_id or not tag:
         return None
-    with transaction(context.runtime().engine, read_only=True) as db:
-        user = db.get(StaffUser, user_id)
-        if user is None or not hmac.compare_digest(tag, _password_tag(user.password_hash)):
-            return None
-        practice = db.get(Practice, user.practice_id)
-        return StaffPrincipal(user, practice) if practice else None
+    found = staff_sign_in.signed_in(context.runtime(), user_id, tag)
+    return StaffPrincipal(*found) if found else None
 
 
 class LoginLimiter:
@@ -196,12 +166,6 @@ class LoginLimiter:
         while times and times[0] <= now - window:
             times.popleft()
         return times
-
-
-@cache
-def _dummy_hash() -> str:
-    """Checked against when no account matches, so that failure takes as long either way."""
-    return generate_password_hash("no account has this password")
 
 
 # -- forms ---------------------------------------------------------------------------------
@@ -276,15 +240,11 @@ def _unreached_urgent_alerts() -> dict[str, int]:
     """Every staff page's banner: this practice's urgent alerts that have reached nobody."""
     if not current_user.is_authenticated:
         return {}
-    with transaction(context.runtime().engine, read_only=True) as db:
-        return {"unreached_urgent": alert_reach.unreached_count(db, current_user.practice_id)}
-
-
-def _practice(db) -> Practice:
-    practice = db.get(Practice, current_user.practice_id)
-    if practice is None:
-        abort(404)
-    return practice
+    return {
+        "unreached_urgent": queries.unreached_urgent_count(
+            context.runtime(), current_user.practice_id
+        )
+    }
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -314,20 +274,23 @@ def login():
     status = 200
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
-        config = current_app.config
-        window = float(config["STAFF_LOGIN_WINDOW_SECONDS"])
+        settings = context.runtime().settings
+        window = float(settings.staff_login_window_seconds)
         email_key = "email:" + hashlib.sha256(email.encode()).hexdigest()
         client_key = f"client:{request.remote_addr or '-'}"
         limits = {
-            email_key: int(config["STAFF_LOGIN_MAX_FAILURES"]),
-            client_key: int(config["STAFF_LOGIN_MAX_FAILURES_PER_CLIENT"]),
+            email_key: settings.staff_login_max_failures,
+            client_key: settings.staff_login_max_failures_per_client,
         }
         limiter: LoginLimiter = current_app.extensions["prombot.login_limiter"]
         if limiter.blocked(limits, window):
             flash(TOO_MANY, "error")
             status = 429
         else:
-            principal = _check_password(email, form.password.data or "")
+            found = staff_sign_in.sign_in(
+                context.runtime(), email, form.password.data or "", now=context.now()
+            )
+            principal = StaffPrincipal(*found) if found else None
             if principal is None:
                 limiter.failed([email_key, client_key], window)
                 flash(SIGN_IN_FAILED, "error")
@@ -340,27 +303,6 @@ def login():
     return render_template("staff/login.html", form=form, next=target), status
 
 
-def _check_password(email: str, password: str) -> StaffPrincipal | None:
-    with transaction(context.runtime().engine, read_only=True) as db:
-        user = db.exec(select(StaffUser).where(func.lower(StaffUser.email) == email)).first()
-        practice = db.get(Practice, user.practice_id) if user else None
-    # Outside any transaction (hashing is slow on purpose), and the same work either way.
-    matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
-    if user is None:
-        return None
-    with transaction(context.runtime().engine) as db:
-        audit.record(
-            db,
-            practice_id=user.practice_id,
-            actor=f"user:{user.id}" if matches else "system",
-            action="staff.signed_in" if matches else "staff.sign_in_failed",
-            subject_type="staff_user",
-            subject_id=user.id,
-            now=context.now(),
-        )
-    return StaffPrincipal(user, practice) if matches and practice else None
-
-
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     if request.method == "GET":
@@ -368,16 +310,9 @@ def logout():
             return redirect(url_for("staff.login"))
         return render_template("staff/logout.html", form=LogoutForm())
     if current_user.is_authenticated:
-        with transaction(context.runtime().engine) as db:
-            audit.record(
-                db,
-                practice_id=current_user.practice_id,
-                actor=f"user:{current_user.id}",
-                action="staff.signed_out",
-                subject_type="staff_user",
-                subject_id=current_user.id,
-                now=context.now(),
-            )
+        staff_sign_in.sign_out(
+            context.runtime(), current_user.id, current_user.practice_id, now=context.now()
+        )
         logout_user()
     session.clear()
     flash("You have signed out.", "info")
@@ -390,37 +325,16 @@ def logout():
 @bp.get("/alerts")
 @login_required
 def alerts():
-    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        base = (
-            select(Alert, Patient)
-            .join(Patient, col(Patient.id) == col(Alert.patient_id))
-            .where(Alert.practice_id == practice.id)
-        )
-        open_rows = db.exec(
-            base.where(Alert.status == "open").order_by(
-                severity, col(Alert.created_at).desc(), col(Alert.id)
-            )
-        ).all()
-        acknowledged_rows = db.exec(
-            base.where(Alert.status == "acknowledged")
-            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
-            .limit(ACKNOWLEDGED_SHOWN)
-        ).all()
-        shown_ids = [a.id for a, _p in [*open_rows, *acknowledged_rows]]
-        notices = {
-            alert_id: alert_reach.latest_per_recipient(rows)
-            for alert_id, rows in alert_reach.notices_of(db, shown_ids).items()
-        }
-        unreached = alert_reach.unreached_among(db, shown_ids)
+    board = queries.alert_board(
+        context.runtime(), current_user.practice_id, acknowledged_shown=ACKNOWLEDGED_SHOWN
+    )
     return render_template(
         "staff/alerts.html",
-        practice=practice,
-        open_alerts=open_rows,
-        acknowledged_alerts=acknowledged_rows,
-        notices=notices,
-        unreached=unreached,
+        practice=board.practice,
+        open_alerts=board.open,
+        acknowledged_alerts=board.acknowledged,
+        notices=board.notices,
+        unreached=board.unreached,
         channel_labels=CHANNEL_LABELS,
         shown=ACKNOWLEDGED_SHOWN,
     )
@@ -429,39 +343,27 @@ def alerts():
 @bp.get("/alerts/<alert_id>")
 @login_required
 def alert(alert_id: str):
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        row = queries.get_alert(db, practice, alert_id)
-        patient = db.get(Patient, row.patient_id)
-        invitation = db.get(Invitation, row.invitation_id) if row.invitation_id else None
-        notices = alert_reach.notices_of(db, [row.id])[row.id]
-        history = [
-            (entry, _history_text(db, practice, entry))
-            for entry in alert_reach.history_of(db, row.id, notices)
-        ]
-        reached_nobody = row.id in alert_reach.unreached_among(db, [row.id])
-        acknowledged_by = _who(db, practice, row.acknowledged_by)
-        recorded = queries.answer_behind_alert(db, row)
-    catalogue = context.runtime().catalogue
+    detail = queries.alert_detail(context.runtime(), current_user.practice_id, alert_id)
+    catalogue, recorded = context.runtime().catalogue, detail.recorded
     return render_template(
         "staff/alert.html",
-        practice=practice,
-        alert=row,
-        patient=patient,
-        invitation=invitation,
-        notices=notices,
-        history=history,
-        reached_nobody=reached_nobody,
+        practice=detail.practice,
+        alert=detail.alert,
+        patient=detail.patient,
+        invitation=detail.invitation,
+        notices=detail.notices,
+        acknowledged_by=_who(detail.acknowledged_by, detail.acknowledged_by_user),
+        history=[(entry, _history_text(entry, user)) for entry, user in detail.history],
+        reached_nobody=detail.reached_nobody,
         channel_labels=CHANNEL_LABELS,
         kind_labels=KIND_LABELS,
-        acknowledged_by=acknowledged_by,
-        recorded=recorded,
+        recorded=detail.recorded,
         recorded_label=(
             queries.option_label(catalogue, recorded.instrument, recorded.item, recorded.value)
             if recorded
             else None
         ),
-        question=_question(catalogue, invitation, row.item),
+        question=_question(catalogue, detail.invitation, detail.alert.item),
         form=AcknowledgeForm(),
     )
 
@@ -477,7 +379,7 @@ def _question(catalogue: Catalogue, invitation: Invitation | None, item: str | N
     return None
 
 
-def _history_text(db, practice: Practice, entry: alert_reach.HistoryEntry) -> str:
+def _history_text(entry: alert_reach.HistoryEntry, user: StaffUser | None) -> str:
     notice = entry.notice
     if notice is not None:
         to = notice.recipient_name or "the practice's contact e-mail"
@@ -486,7 +388,7 @@ def _history_text(db, practice: Practice, entry: alert_reach.HistoryEntry) -> st
         outcome = entry.action.removeprefix("alert_notification.")
         return f"{how[:1].upper()}{how[1:]} to {to} ({what}): {outcome}."
     if entry.action == "alert.acknowledged":
-        return f"Acknowledged by {_who(db, practice, entry.actor)}."
+        return f"Acknowledged by {_who(entry.actor, user)}."
     return HISTORY_LABELS.get(entry.action, entry.action)
 
 
@@ -496,25 +398,24 @@ def acknowledge_alert(alert_id: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
         abort(400)
-    with transaction(context.runtime().engine) as db:
-        practice = _practice(db)
-        before = queries.get_alert(db, practice, alert_id).status
-        acknowledge(db, practice, alert_id, actor=f"user:{current_user.id}", now=context.now())
-    if before != "acknowledged":
+    actor, now = f"user:{current_user.id}", context.now()
+    acknowledged = acknowledge(
+        context.runtime(), current_user.practice_id, alert_id, actor=actor, now=now
+    )
+    if (acknowledged.acknowledged_by, acknowledged.acknowledged_at) == (actor, now):
         flash("Alert acknowledged. Escalation has stopped.", "info")
     else:
         flash("Someone had already acknowledged this alert.", "info")
     return redirect(url_for("staff.alert", alert_id=alert_id))
 
 
-def _who(db, practice: Practice, actor: str | None) -> str | None:
+def _who(actor: str | None, user: StaffUser | None) -> str | None:
     """A readable name for an audit actor of this practice."""
     if not actor:
         return None
-    kind, _, ident = actor.partition(":")
+    kind = actor.partition(":")[0]
     if kind == "user":
-        user = db.get(StaffUser, ident)
-        return user.name if user and user.practice_id == practice.id else "a former member of staff"
+        return user.name if user is not None else "a former member of staff"
     if kind == "token":
         return "the practice's system (API)"
     return actor
@@ -526,27 +427,15 @@ def _who(db, practice: Practice, actor: str | None) -> str | None:
 @bp.get("/patients/<patient_id>")
 @login_required
 def patient(patient_id: str):
-    with transaction(context.runtime().engine, read_only=True) as db:
-        practice = _practice(db)
-        person = get_patient(db, practice, patient_id)
-        results = [
-            {**queries.result_json(r), "finished": r.finished_at}
-            for r in db.exec(
-                select(ResultRecord)
-                .where(ResultRecord.patient_id == person.id)
-                .order_by(col(ResultRecord.finished_at).desc(), col(ResultRecord.id))
-            ).all()
-        ]
-        their_alerts = db.exec(
-            select(Alert)
-            .where(Alert.practice_id == practice.id)
-            .where(Alert.patient_id == person.id)
-            .order_by(col(Alert.created_at).desc(), col(Alert.id))
-        ).all()
+    record = queries.patient_record(context.runtime(), current_user.practice_id, patient_id)
+    results = [
+        {**ResultOut.of(r).model_dump(mode="json"), "finished": r.finished_at}
+        for r in record.results
+    ]
     return render_template(
         "staff/patient.html",
-        practice=practice,
-        patient=person,
+        practice=record.practice,
+        patient=record.patient,
         results=results,
-        alerts=their_alerts,
+        alerts=record.alerts,
     )

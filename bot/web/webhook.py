@@ -11,9 +11,10 @@ import re
 from functools import wraps
 
 import structlog
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.exceptions import HTTPException
 
 from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.status import record_status
@@ -26,15 +27,23 @@ ERROR_CODE = re.compile(r"[0-9]{1,9}")
 log = structlog.get_logger(__name__)
 
 
+@bp.errorhandler(HTTPException)
+def _plain(exc: HTTPException) -> Response:
+    """Errors to Twilio are short plain text: nobody reads an HTML page here."""
+    return Response(f"{exc.code} {exc.name}\n", exc.code or 500, mimetype="text/plain")
+
+
 def signed_by_twilio(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         signature = request.headers.get("X-Twilio-Signature", "")
-        url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.full_path.rstrip("?")
-        validator = RequestValidator(current_app.config["TWILIO_AUTH_TOKEN"])
+        settings = context.runtime().settings
+        url = settings.public_base_url.rstrip("/") + request.full_path.rstrip("?")
+        validator = RequestValidator(settings.twilio_auth_token)
         if not signature or not validator.validate(url, request.form, signature):
             log.warning("webhook.bad_signature", path=request.path)
-            abort(403)
+            # Twilio (or whoever this is) needs no HTML page: a short plain answer
+            return Response("Forbidden: invalid Twilio signature\n", 403, mimetype="text/plain")
         return view(*args, **kwargs)
 
     return wrapper

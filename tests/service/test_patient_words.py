@@ -18,8 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import select
 
-from bot.alerts import notify_due
 from bot.flows.signposting import crisis_lines
+from bot.services.alert_notices import notify_due
 from bot.services.demo import Demo
 from bot.services.runtime import Runtime
 from bot.services.timers import expire_due

@@ -35,10 +35,10 @@ from tests.service.test_api import (
     MISSING,
     STAFF_ENDPOINTS,
     WEIRD_IDS,
-    _conforms,
     _resolve,
     bearer,
     changed,
+    conforms,
     count,
 )
 from tests.service.test_staff_views import sign_in
@@ -134,7 +134,7 @@ def documented_problems(client: FlaskClient, method: str, path: str, response: A
     [(media_type, content)] = described["content"].items()
     if response.mimetype != media_type:
         return [f"{method} {path}: {response.mimetype}, documented {media_type}"]
-    return _conforms(document, content["schema"], response.json, f"{method} {path}")
+    return conforms(document, content["schema"], response.json, f"{method} {path}")
 
 
 # -- fixtures ------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_a_wrong_password_and_an_unknown_address_fail_alike(
 def test_repeated_failures_for_an_address_are_refused_for_a_while(
     app: Flask, client: FlaskClient, runtime: Runtime, demo: Demo, clock: Clock
 ) -> None:
-    limit = app.config["STAFF_LOGIN_MAX_FAILURES"]
+    limit = runtime.settings.staff_login_max_failures
     for _ in range(limit):
         assert sign_in(client, password="guess").status_code == 401
     refused = sign_in(client)  # even the right password, for now
@@ -287,3 +287,98 @@ def test_the_api_and_webhook_need_no_csrf_token(
     response = client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=api_headers)
     assert response.status_code == 200
     assert response.json["status"] == "acknowledged"
+
+
+# -- cookies and proxies -------------------------------------------------------------------
+
+
+def _cookie_attributes(response, name: str) -> set[str]:
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
+    return {part.strip().split("=")[0].lower() for part in header.split(";")[1:]} | {
+        part.strip().lower() for part in header.split(";")[1:] if part.strip().startswith("Same")
+    }
+
+
+def test_over_https_the_session_cookie_is_secure_httponly_and_same_site(
+    app: Flask, client: FlaskClient, demo: Demo
+) -> None:
+    assert app.config["PUBLIC_BASE_URL"].startswith("https://")
+    response = sign_in(client)
+    assert response.status_code == 302
+    attributes = _cookie_attributes(response, app.config["SESSION_COOKIE_NAME"])
+    assert {"secure", "httponly", "samesite=lax"} <= attributes
+    # the remember-me cookie, were it ever set, follows the same rules
+    assert app.config["REMEMBER_COOKIE_SECURE"] is True
+    assert app.config["REMEMBER_COOKIE_HTTPONLY"] is True
+    assert app.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_over_plain_http_the_cookie_is_not_secure_so_that_local_runs_work(
+    database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    from bot.app import create_app
+    from bot.services.demo import seed_demo
+
+    monkeypatch.setenv("PROMBOT_INSTANCE", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret",
+            "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+            "PROMBOT_CLOCK": clock,
+            "PROMBOT_SKIP_LOGGING_SETUP": True,
+        }
+    )
+    try:
+        with transaction(app.extensions["prombot.runtime"].engine) as session:
+            seed_demo(session, clock.now)
+        response = sign_in(app.test_client())
+        assert response.status_code == 302
+        attributes = _cookie_attributes(response, app.config["SESSION_COOKIE_NAME"])
+        assert "secure" not in attributes
+        assert {"httponly", "samesite=lax"} <= attributes
+    finally:
+        app.extensions["prombot.runtime"].engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded_for", "client_address", "scheme"),
+    [
+        (0, "203.0.113.7", "127.0.0.1", "http"),  # no proxy: the header is anyone's claim
+        (1, "203.0.113.7", "203.0.113.7", "https"),
+        (1, "198.51.100.1, 203.0.113.7", "203.0.113.7", "https"),  # only the last hop
+        (2, "198.51.100.1, 203.0.113.7", "198.51.100.1", "https"),
+    ],
+)
+def test_behind_a_proxy_the_client_address_is_the_forwarded_one_for_that_many_hops(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, hops: int, forwarded_for: str, client_address: str,
+    scheme: str,
+) -> None:  # fmt: skip
+    from flask import request
+
+    from bot.app import create_app
+
+    monkeypatch.setenv("PROMBOT_INSTANCE", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+            "SECRET_KEY": "x",
+            "PROMBOT_PROXY_HOPS": hops,
+            "PROMBOT_SKIP_LOGGING_SETUP": True,
+        }
+    )
+
+    @app.get("/_seen")
+    def seen():
+        return {"address": request.remote_addr, "scheme": request.scheme}
+
+    answer = app.test_client().get(
+        "/_seen",
+        headers={  # each proxy appends to both headers
+            "X-Forwarded-For": forwarded_for,
+            "X-Forwarded-Proto": ", ".join(["https"] * len(forwarded_for.split(","))),
+        },
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert answer.json == {"address": client_address, "scheme": scheme}
+    app.extensions["prombot.runtime"].engine.dispose()

@@ -1,0 +1,270 @@
+"""Every setting prombot reads from the environment, typed and checked once at start-up.
+
+``create_app`` (and so every ``prombot`` command, the scheduler included)
+builds one ``Settings`` from the environment, with a test's ``create_app``
+mapping on top, and carries it in the runtime. A bad value stops start-up
+with one line naming the variable (``SettingsError``), so nothing parses a
+string later, per request or per text. The README's configuration table is
+checked against this class by a test (``settings_table``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.alerts.email import SmtpSettings, smtp_settings
+
+DEMO_ACCOUNT_SID = "AC00000000000000000000000000000000"
+SHOWN_DEFAULTS = {  # defaults that are not a value: what happens instead
+    "secret_key": "generated into `instance/secret_key` on first run",
+    "prombot_instance": "`instance/` beside the code",
+    "twilio_account_sid": "demo values that work with `fake-twilio`",
+    "twilio_auth_token": "demo values that work with `fake-twilio`",
+    "smtp_url": "none: e-mail alerts off",
+}
+DEMO_AUTH_TOKEN = "prombot-demo-auth-token"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used: one line, naming the variable, never its value."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value.strip()
+
+
+class Settings(BaseSettings):
+    """prombot's configuration. Each field is the environment variable of its name."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///instance/prombot.db",
+        description="SQLAlchemy URL; `postgresql+psycopg://...` in production",
+    )
+    secret_key: str | None = Field(
+        None,
+        repr=False,
+        description="Flask secret (signs sessions and CSRF tokens)",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="the URL Twilio calls and staff open; signatures are checked against it; "
+        "`https://...` makes the session cookies `Secure`",
+    )
+    twilio_account_sid: str = Field(DEMO_ACCOUNT_SID, description="Twilio account SID")
+    twilio_auth_token: str = Field(
+        DEMO_AUTH_TOKEN, repr=False, description="Twilio auth token (checks webhook signatures)"
+    )
+    twilio_api_url: str = Field("https://api.twilio.com", description="base of Twilio's REST API")
+    sms_gateway: Literal["local", "twilio"] = Field(
+        "local", description="`local` (the simulator's gateway) or `twilio`"
+    )
+    smtp_url: str | None = Field(
+        None,
+        repr=False,
+        description="where alert e-mails go, e.g. `smtp://127.0.0.1:1025`; unset: e-mail off",
+    )
+    prombot_instruments_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="extra folders of questionnaire files (`:`-separated)",
+    )
+    prombot_instance: Path | None = Field(
+        None, description="the instance folder (SQLite database, secret key)"
+    )
+    prombot_log_format: Literal["json", "console"] = Field(
+        "console", description="`json` (production) or `console`"
+    )
+    prombot_job_intervals: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="scheduler job intervals in seconds, e.g. `dispatch=30,outbox=5`",
+    )
+    prombot_proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="reverse proxies in front of the web app that set `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` (ProxyFix); 0 trusts no such header",
+    )
+    prombot_max_request_bytes: int = Field(
+        1_048_576,
+        ge=16_384,
+        le=104_857_600,
+        description="the largest request body accepted (413 above it)",
+    )
+    sms_max_per_second: float = Field(
+        10.0, ge=0, le=1000, description="outbound pacing per sending process (0: unpaced)"
+    )
+    sms_max_attempts: int = Field(
+        5, ge=1, le=50, description="attempts before a text is marked `failed`"
+    )
+    sms_retry_base_seconds: float = Field(
+        30.0, gt=0, le=86_400, description="exponential backoff (with jitter): first delay"
+    )
+    sms_retry_max_seconds: float = Field(
+        3600.0, gt=0, le=86_400, description="exponential backoff: longest delay"
+    )
+    sms_send_lease_seconds: float = Field(
+        60.0, gt=0, le=3600, description="how long a claimed text may stay in flight"
+    )
+    sms_validity_period_seconds: int = Field(
+        14_400,
+        ge=1,
+        le=36_000,
+        description="Twilio's validity period: a stale question is not delivered late",
+    )
+    twilio_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="the Twilio client's HTTP timeout"
+    )
+    staff_login_max_failures: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins per address within the window"
+    )
+    staff_login_max_failures_per_client: int = Field(
+        50, ge=1, le=100_000, description="failed sign-ins per client address within the window"
+    )
+    staff_login_window_seconds: int = Field(
+        900, ge=1, le=86_400, description="the window for failed sign-ins, in seconds"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("must be a SQLAlchemy URL such as sqlite:///path.db") from None
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _twilio_api_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        smtp_settings(value)  # raises ValueError with what is wrong
+        return value
+
+    @field_validator("prombot_instruments_dirs", mode="before")
+    @classmethod
+    def _folders(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("prombot_instance", mode="before")
+    @classmethod
+    def _instance(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("prombot_job_intervals", mode="before")
+    @classmethod
+    def _intervals(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        intervals: dict[str, str] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            name, equals, seconds = part.partition("=")
+            if not equals or not name.strip():
+                raise ValueError("must be name=seconds pairs separated by commas")
+            intervals[name.strip()] = seconds.strip()
+        return intervals
+
+    @field_validator("prombot_job_intervals")
+    @classmethod
+    def _positive_intervals(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(seconds < 1 for seconds in value.values()):
+            raise ValueError("every interval must be at least 1 second")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Settings:
+        if self.sms_retry_max_seconds < self.sms_retry_base_seconds:
+            raise ValueError("SMS_RETRY_MAX_SECONDS must not be less than SMS_RETRY_BASE_SECONDS")
+        return self
+
+    @cached_property
+    def smtp(self) -> SmtpSettings | None:
+        """``SMTP_URL`` parsed, or None when alert e-mails are off."""
+        return smtp_settings(self.smtp_url)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Served over https (as Twilio and staff reach it): cookies never go over plain http."""
+        return urlsplit(self.public_base_url).scheme == "https"
+
+    def delivery(self) -> dict[str, float | int]:
+        """The outbox's tuning, by the names ``OutboxSettings`` gives them."""
+        return {
+            "max_per_second": self.sms_max_per_second,
+            "max_attempts": self.sms_max_attempts,
+            "retry_base_seconds": self.sms_retry_base_seconds,
+            "retry_max_seconds": self.sms_retry_max_seconds,
+            "lease_seconds": self.sms_send_lease_seconds,
+        }
+
+    def as_config(self) -> dict[str, Any]:
+        """The values under their variables' names, for Flask's ``app.config``."""
+        return {name.upper(): getattr(self, name) for name in type(self).model_fields}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The environment, with ``overrides`` (a test's config, by variable name) on top."""
+    known = {
+        key.lower(): value
+        for key, value in (overrides or {}).items()
+        if key.lower() in Settings.model_fields
+    }
+    try:
+        return Settings(**known)
+    except ValidationError as exc:
+        raise SettingsError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_input=False, include_url=False)[0]
+    location = error["loc"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    count = exc.error_count()
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    if not location or message.startswith(str(location[0]).upper()):
+        return f"{message}{more}"  # the message names its variables itself
+    return f"{str(location[0]).upper()}: {message}{more}"
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, meaning, default) for each setting: the README's configuration table."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if name in SHOWN_DEFAULTS:
+            shown = SHOWN_DEFAULTS[name]
+        elif default is None or default == [] or default == {}:
+            shown = "none"
+        elif isinstance(default, float) and default.is_integer():
+            shown = f"`{int(default)}`"
+        else:
+            shown = f"`{default}`"
+        rows.append((name.upper(), field.description or "", shown))
+    return rows
