@@ -36,7 +36,14 @@ def drama_number(n: int) -> str:
     return f"+447700900{n:03d}"
 
 
-def seed(url: str, patients: int, invitations_each: int, at: datetime = T0) -> None:
+def seed(
+    url: str,
+    patients: int,
+    invitations_each: int,
+    at: datetime = T0,
+    *,
+    sms_number: str = "+441632960000",
+) -> None:
     """A practice open around the clock, and its patients with invitations due ``at``."""
     engine = make_engine(url)
     upgrade(engine)
@@ -44,7 +51,7 @@ def seed(url: str, patients: int, invitations_each: int, at: datetime = T0) -> N
     catalogue = app.extensions["prombot.runtime"].catalogue
     with Session(engine, expire_on_commit=False) as session:
         practice = create_practice(
-            session, name="Night and Day Practice", sms_number="+441632960000", now=at
+            session, name="Night and Day Practice", sms_number=sms_number, now=at
         )
         practice.send_window_start, practice.send_window_end = "00:00", "24:00"
         practice.working_days = "mon tue wed thu fri sat sun"
