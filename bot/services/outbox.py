@@ -300,7 +300,9 @@ def send_outbox(
     and committed before any is sent, until nothing is due, ``max_batches``
     batches or MAX_PER_PASS texts have gone. ``sent`` and ``failed`` are
     always in the counts; ``retrying``, ``in_doubt``, ``deferred`` (given back
-    unsent), ``canceled``, ``lost_claim``, ``duplicate``, and from
+    unsent), ``canceled``, ``settled_elsewhere`` (its SID was recorded
+    meanwhile: by a delivery report while the answer was awaited, or by the
+    scheduler that took it over), ``lost_claim``, ``duplicate``, and from
     reconciliation ``recovered``, ``requeued``, ``unconfirmed`` and
     ``unsettled``, only when non-zero.
     """
@@ -556,9 +558,9 @@ def _held(session: Session, claim: _Claim) -> Message | None:
 
 
 def _not_held(session: Session, claim: _Claim) -> str:
-    """Why a claim no longer holds: a delivery report recorded the SID, or a takeover."""
+    """Why a claim no longer holds: its SID was recorded by someone else, or a takeover."""
     sid = session.exec(select(Message.provider_sid).where(Message.id == claim.id)).first()
-    return "reported" if sid else "lost_claim"
+    return "settled_elsewhere" if sid else "lost_claim"
 
 
 def _renew(rt: Runtime, token: str, moment: datetime, settings: OutboxSettings) -> bool:

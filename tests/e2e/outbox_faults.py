@@ -76,6 +76,8 @@ class Outcome:
     wrong_sid: int = 0  # texts recorded with a SID fake-twilio gave to another text
     reports_refused: int = 0  # delivery reports prombot did not answer 2xx
     max_attempts_seen: int = 0
+    kills: int = 0  # kill -9s of running schedulers
+    faults: dict[str, int] = field(default_factory=dict)  # "create 429": n, as fake-twilio drew
     problems: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, kind: str, what: str) -> None:
@@ -98,7 +100,7 @@ class FaultPlan:
     invitations: int = 500
     schedulers: int = 2
     kills: int = 20
-    kill_every: tuple[float, float] = (1.0, 3.0)  # seconds between kills, drawn at random
+    kill_every: tuple[float, float] = (1.0, 3.0)  # seconds a victim works before its kill
     seed: int = 11
     tuning: dict[str, str] = field(default_factory=dict)
     behaviour: dict[str, Any] = field(default_factory=dict)  # fake-twilio's, see its docstring
@@ -118,7 +120,7 @@ class OutboxFaultRun:
         self.server: subprocess.Popen[bytes] | None = None
         self.schedulers: list[subprocess.Popen[bytes] | None] = [None] * plan.schedulers
         self.kills_done = 0
-        self.starts = 0
+        self.starts_of = [0] * plan.schedulers
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -198,7 +200,7 @@ class OutboxFaultRun:
 
     def start_scheduler(self, n: int) -> None:
         self.schedulers[n] = self._spawn(["scheduler"], f"scheduler-{n}.log")
-        self.starts += 1
+        self.starts_of[n] += 1
 
     def kill_scheduler(self, n: int) -> None:
         """SIGKILL, as the kernel's OOM killer or a lost host would: no chance to tidy up."""
@@ -248,13 +250,24 @@ class OutboxFaultRun:
         assert response.status == 200, response.body
         return response.json()
 
+    def running(self, n: int) -> bool:
+        """Scheduler ``n`` has started its jobs (its log says so once per start)."""
+        log = (self.folder / f"scheduler-{n}.log").read_text(errors="replace")
+        return log.count('"scheduler.started"') >= self.starts_of[n]
+
     def chaos(self, until: float) -> None:
-        """Kill a scheduler at random every few seconds and start it again, ``kills`` times."""
+        """Kill a running scheduler at random, a few seconds into its work, ``kills`` times.
+
+        Each victim is restarted at once (or after a moment alone for the other).
+        Kills wait for the victim to be running: a kill during start-up tests less.
+        """
         while self.kills_done < self.plan.kills and time.monotonic() < until:
+            victim = self.rng.randrange(len(self.schedulers))
+            while not self.running(victim) and time.monotonic() < until:
+                time.sleep(0.1)
             time.sleep(self.rng.uniform(*self.plan.kill_every))
             if self.settled():
                 return
-            victim = self.rng.randrange(len(self.schedulers))
             self.kill_scheduler(victim)
             if self.rng.random() < 0.3:  # sometimes the other one is alone for a moment
                 time.sleep(self.rng.uniform(0.2, 1.0))
@@ -336,12 +349,64 @@ class OutboxFaultRun:
                 elif r.status != final_of[r.provider_sid] or r.status not in FINAL:
                     result.not_final += 1
                     result.note("not_final", f"{r.id}: {r.status}")
+        for request in self.control("GET", "/requests")["requests"]:
+            if "fault" in request:
+                key = f"{request['kind']} {request['fault']}"
+                result.faults[key] = result.faults.get(key, 0) + 1
         for message in received:
             for report in message["callbacks"]:
                 if not 200 <= report.get("http_status", 0) < 300:
                     result.reports_refused += 1
                     result.note("reports_refused", f"{message['sid']}: {report}")
         return result
+
+
+def fault_plan(invitations: int = 500, kills: int = 20, seed: int = 11) -> FaultPlan:
+    """The suite's fault run: two schedulers, repeated kill -9s, fake-twilio failing often.
+
+    Short leases and timeouts keep it to a few minutes; the settings keep the
+    outbox's own rule that a lookup waits out the list delay (1 s at the fake,
+    3 s allowed), so the outcome may not depend on timing.
+    """
+    return FaultPlan(
+        invitations=invitations,
+        schedulers=2,
+        kills=kills,
+        kill_every=(0.5, 3.0),
+        seed=seed,
+        tuning={
+            "SMS_MAX_PER_SECOND": "20",
+            "SMS_MAX_ATTEMPTS": "10",
+            "SMS_RETRY_BASE_SECONDS": "1",
+            "SMS_RETRY_MAX_SECONDS": "4",
+            "SMS_SEND_LEASE_SECONDS": "3",
+            "SMS_LOOKUP_DELAY_SECONDS": "3",
+            "TWILIO_TIMEOUT_SECONDS": "1",
+            "PROMBOT_JOB_INTERVALS": (
+                "dispatch=1,outbox=1,expiries=3600,reminders=3600,"
+                "alert_notifications=3600,alert_escalations=3600"
+            ),
+        },
+        behaviour={
+            "callback_delay": 0.05,
+            "list_delay": 1.0,
+            # Every create is answered a little after the text exists, and after its
+            # first delivery report has been sent.
+            "slow": [{"seconds": 0.08, "count": 10_000, "on": "create", "when": "after"}],
+            "faults": {
+                "seed": seed,
+                "seconds": 2,  # longer than TWILIO_TIMEOUT_SECONDS: the client gives up
+                "create": {
+                    "429": 0.03,
+                    "500": 0.02,
+                    "503": 0.02,
+                    "timeout_before": 0.02,
+                    "timeout_after": 0.02,
+                },
+                "list": {"503": 0.05, "timeout_before": 0.02},
+            },
+        },
+    )
 
 
 @contextmanager
@@ -376,11 +441,14 @@ def run(backend: str, folder: Path, plan: FaultPlan, *, deadline: float) -> tupl
                 fault_run.start_scheduler(n)
             fault_run.chaos(until=deadline)
             settled = fault_run.wait_until_settled(until=deadline)
-            # Let the last reports land, then stop the senders before counting.
+            kills = fault_run.kills_done
+            # Stop the senders before counting.
             for n in range(plan.schedulers):
                 fault_run.kill_scheduler(n)
             max_attempts = int(plan.tuning.get("SMS_MAX_ATTEMPTS", "5"))
-            return fault_run.outcome(max_attempts), settled
+            outcome = fault_run.outcome(max_attempts)
+            outcome.kills = kills
+            return outcome, settled
         finally:
             fault_run.stop()
 
@@ -388,6 +456,12 @@ def run(backend: str, folder: Path, plan: FaultPlan, *, deadline: float) -> tupl
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.outbox_faults")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--plan",
+        choices=["issue", "suite"],
+        default="issue",
+        help="issue: the issue's runs (set by the options below); suite: the fault test's",
+    )
     parser.add_argument("--schedulers", type=int, default=2)
     parser.add_argument("--invitations", type=int, default=500)
     parser.add_argument("--kills", type=int, default=0)
@@ -399,21 +473,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = args.folder or Path(f"/tmp/outbox-faults-{os.getpid()}")
     folder.mkdir(parents=True, exist_ok=True)
-    plan = FaultPlan(
-        invitations=args.invitations,
-        schedulers=args.schedulers,
-        kills=args.kills,
-        tuning={
-            "SMS_SEND_LEASE_SECONDS": args.lease,
-            "SMS_MAX_PER_SECOND": args.rate,
-            "PROMBOT_JOB_INTERVALS": "dispatch=1,outbox=1,expiries=3600,reminders=3600",
-        },
-        behaviour={
-            "callback_delay": 0.05,
-            "slow": [
-                {"seconds": args.create_delay, "count": 10_000, "on": "create", "when": "after"}
-            ],
-        },
+    plan = (
+        fault_plan(args.invitations, args.kills)
+        if args.plan == "suite"
+        else FaultPlan(
+            invitations=args.invitations,
+            schedulers=args.schedulers,
+            kills=args.kills,
+            tuning={
+                "SMS_SEND_LEASE_SECONDS": args.lease,
+                "SMS_MAX_PER_SECOND": args.rate,
+                "PROMBOT_JOB_INTERVALS": "dispatch=1,outbox=1,expiries=3600,reminders=3600",
+            },
+            behaviour={
+                "callback_delay": 0.05,
+                "slow": [
+                    {"seconds": args.create_delay, "count": 10_000, "on": "create", "when": "after"}
+                ],
+            },
+        )
     )
     started = time.monotonic()
     outcome, settled = run(

@@ -742,7 +742,7 @@ def test_a_holder_stalled_past_its_lease_cannot_hand_over_a_text_taken_over_mean
     stalled = with_gateway(app, real)
     counts = send_outbox(stalled, clock.now, pacer=StallingPacer())  # type: ignore[arg-type]
     assert taken_over == {"sent": 1, "failed": 0, "requeued": 1}
-    assert counts == {"sent": 0, "failed": 0, "lost_claim": 1}
+    assert counts == {"sent": 0, "failed": 0, "settled_elsewhere": 1}
     assert bodies_at(fake) == ["Q1/9 Little interest?"]
     assert row(stalled, message_id).attempts == 1
 
