@@ -31,8 +31,9 @@ An unsent text (no provider SID yet) is always in one of three states:
    texts to one phone go in the order they were written, so a later one waits
    while an earlier one is held, in doubt or backing off);
 3. for each claimed text, paced: *hands it over*, a compare-and-set on its
-   token that counts the attempt, stamps ``handed_over_at`` and renews the
-   lease of the whole batch, committed *before* the provider is called (if
+   token that counts the attempt, stamps ``handed_over_at`` and renews its
+   lease (and the batch's, once a quarter of a lease has gone since the last
+   renewal), committed *before* the provider is called (if
    the token is no longer held, the text is not sent); then calls the
    gateway with no transaction open; then records the outcome, again only
    while the token is held:
@@ -61,7 +62,7 @@ hand-over recorded looks the text up, and a lookup that finds nothing counts
 only after ``handed_over_at`` + the gateway's timeout + SMS_LOOKUP_DELAY_SECONDS
 (Twilio's list may lag behind a create, by an amount Twilio does not
 document). Leases only decide how soon a dead holder's texts are taken over;
-a live holder renews them with every hand-over, and even a holder taken for
+a live holder renews them as it works through its batch, and even one taken for
 dead cannot double. Why nothing is lost: a held text whose holder dies is
 taken over when its lease runs out; attempts are counted only for hand-overs,
 so claims lost to crashes never use them up; a text is only given up
@@ -111,6 +112,7 @@ log = structlog.get_logger(__name__)
 BATCH = 200  # texts claimed at once when sending is not paced, and reconciled at once
 MAX_PER_PASS = 10_000  # texts claimed per call at most
 IN_FLIGHT = "sending"
+RENEW_AFTER_FRACTION = 4  # a batch's leases are renewed once a quarter of a lease has passed
 KNOWN_SIDS_WINDOW = timedelta(days=7)  # recorded SIDs a lookup must not mistake for this text
 
 
@@ -337,13 +339,18 @@ def _send_batch(
     counts: dict[str, int],
 ) -> None:
     held_back: set[str] = set()  # phones whose earlier text did not go: later ones wait their turn
+    renewed = clock()  # the batch's leases were taken (or last renewed) then
     for claim in claims:
         if claim.phone in held_back:
             _bump(counts, _release(rt, claim, clock()))
             continue
         if pacer is not None:
             pacer.wait()
-        refused = _hand_over(rt, claim, clock(), settings)
+        moment = clock()
+        renew_batch = moment - renewed >= settings.lease / RENEW_AFTER_FRACTION
+        if renew_batch:
+            renewed = moment
+        refused = _hand_over(rt, claim, moment, settings, renew_batch=renew_batch)
         if refused is not None:
             _bump(counts, refused)
             held_back.add(claim.phone)
@@ -576,9 +583,10 @@ def _renew(rt: Runtime, token: str, moment: datetime, settings: OutboxSettings) 
 
 
 def _hand_over(
-    rt: Runtime, claim: _Claim, moment: datetime, settings: OutboxSettings
+    rt: Runtime, claim: _Claim, moment: datetime, settings: OutboxSettings, *, renew_batch: bool
 ) -> str | None:
-    """Record the hand-over before it happens, if the claim still holds; renew the batch.
+    """Record the hand-over before it happens, if the claim still holds; renew its lease,
+    and with ``renew_batch`` the lease of the rest of its batch.
 
     Returns None when the text may be handed over, else why not.
     """
@@ -588,11 +596,17 @@ def _hand_over(
             return _not_held(session, claim)
         message.attempts = (message.attempts or 0) + 1
         message.handed_over_at = moment
+        message.claimed_until = moment + settings.lease
         message.updated_at = moment
-        session.flush()
+        if not renew_batch:
+            return None
+        # The rest of the batch, each row written once: a second write to a row in one
+        # transaction makes PostgreSQL re-check its foreign keys, which would wait on
+        # any transaction holding its patient (a dispatch, an inbound text).
         session.exec(
             update(Message)
             .where(col(Message.claim_token) == claim.token)
+            .where(col(Message.id) != claim.id)
             .where(col(Message.provider_sid).is_(None))
             .values(claimed_until=moment + settings.lease)
         )
