@@ -109,7 +109,10 @@ class Settings(BaseSettings):
         10.0, ge=0, le=1000, description="outbound pacing per sending process (0: unpaced)"
     )
     sms_max_attempts: int = Field(
-        5, ge=1, le=50, description="attempts before a text is marked `failed`"
+        5,
+        ge=1,
+        le=50,
+        description="hand-overs that may have reached Twilio before a text is marked `failed`",
     )
     sms_retry_base_seconds: float = Field(
         30.0, gt=0, le=86_400, description="exponential backoff (with jitter): first delay"
@@ -118,7 +121,22 @@ class Settings(BaseSettings):
         3600.0, gt=0, le=86_400, description="exponential backoff: longest delay"
     )
     sms_send_lease_seconds: float = Field(
-        60.0, gt=0, le=3600, description="how long a claimed text may stay in flight"
+        60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "how soon a dead scheduler's claimed texts are taken over (live ones renew it); "
+            "more than `TWILIO_TIMEOUT_SECONDS` plus one pacing interval"
+        ),
+    )
+    sms_lookup_delay_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description=(
+            "how long Twilio's Messages list may take to show a new text: a lookup that finds "
+            "nothing is trusted only this long (plus `TWILIO_TIMEOUT_SECONDS`) after the hand-over"
+        ),
     )
     sms_validity_period_seconds: int = Field(
         14_400,
@@ -222,6 +240,7 @@ class Settings(BaseSettings):
             "retry_base_seconds": self.sms_retry_base_seconds,
             "retry_max_seconds": self.sms_retry_max_seconds,
             "lease_seconds": self.sms_send_lease_seconds,
+            "lookup_delay_seconds": self.sms_lookup_delay_seconds,
         }
 
     def as_config(self) -> dict[str, Any]:

@@ -5,7 +5,10 @@ web server's workers (each worker would run every job). The jobs are short
 and only claim due rows from the database (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL), so several scheduler processes can run side by side, and a
 restarted one simply carries on: what is due lives in the database, not in
-APScheduler's memory.
+APScheduler's memory. Outbound texts are claimed with a token each
+(``bot.services.outbox``): a process killed mid-send (``kill -9``) leaves
+nothing that another process, or this one restarted, cannot settle exactly
+once; at start-up it settles what it finds left over before its first job.
 
 Settings: jobs run in UTC (each practice's own zone and send window are
 applied by the services); ``coalesce`` runs a missed job once, not once per

@@ -153,4 +153,3 @@ def test_the_outbox_gets_its_tuning_from_the_settings(monkeypatch: pytest.Monkey
     settings = load_settings()
     outbox = OutboxSettings(**settings.delivery())
     assert (outbox.max_attempts, outbox.lease_seconds) == (7, 90.0)
-    assert OutboxSettings.from_config(settings.as_config()) == outbox

@@ -1,71 +1,94 @@
-"""The outbox: outbound texts written with the state change that caused them, sent after.
+"""The outbox: outbound texts written with the state change that caused them, sent exactly once.
 
 A text is a ``message`` row with status ``queued`` written in the same
 transaction as the conversation change, so a crash can never leave a state
 change without its text or a text without its state change.
 
-``send_outbox`` then, in this order:
+An unsent text (no provider SID yet) is always in one of three states:
 
-1. settles texts whose fate is unknown (``reconcile_in_flight``, below);
-2. claims due texts: ``queued``, no provider id yet, ``next_attempt_at`` empty
-   or past, and no earlier text to the same phone still held back (texts to
-   one phone go out in the order they were written). The claim marks them
-   ``sending``, counts the attempt and gives them a lease
-   (``next_attempt_at`` = now + SMS_SEND_LEASE_SECONDS), and commits at once
-   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers never take
-   the same row; SQLite's write lock does the same);
-3. hands each to the gateway, paced to SMS_MAX_PER_SECOND (a token bucket),
-   with no transaction open, and records the outcome in a short transaction
-   of its own:
+* ``queued``: waiting for its turn (``next_attempt_at`` empty or past); nobody
+  holds it, and no earlier hand-over of it can still turn up at the provider;
+* ``sending`` with a ``claim_token``: *held*. Only the process holding that
+  token may hand it over, record what came of it, release it or look it up;
+  its lease (``claimed_until``) says until when it must show it is alive;
+* ``sending`` without a token: *in doubt*. It was handed over
+  (``handed_over_at``) and no answer came (a 5xx, a timeout, a crash). It is
+  looked up at the provider (``next_attempt_at``) before it may ever go again.
 
-   * accepted: the provider's id (SID) and status, ``sent_at``;
-   * transient failure (429, a connection that was never made): back to
-     ``queued`` with ``next_attempt_at`` = now + exponential backoff with
-     jitter (at least the provider's Retry-After); after SMS_MAX_ATTEMPTS
-     attempts, ``failed`` with the last error code;
-   * in doubt (a 5xx, a timeout while waiting for the answer, a crash of the
-     gateway code): the provider may have the text. It stays ``sending`` until
-     the backoff (at least a lease) has passed, then is looked up before it is
-     ever sent again;
-   * permanent failure (any other 4xx): ``failed`` at once with the provider's
-     error code, visible in the message log. 21610 (the recipient replied STOP
-     to this sender) also opts the patient out here: pending invitations and
-     queued texts are cancelled and an open questionnaire ends.
+``send_outbox``, one pass:
 
-The guarantee (for the README): *a queued text is never lost and never sent
-twice, whatever crashes.* A text is handed to the gateway only after a
-committed claim, and a claimed text that has not been settled (its process
-died between claim and send, or between send and commit, or the answer never
-came) stays ``sending``. When its lease has run out, ``reconcile_in_flight``
-asks the gateway whether it has the text (Twilio's Messages list, by
-recipient, sender, time and body, skipping SIDs already recorded): if so, the
-SID and status are recorded and it is never resent; only if the gateway
-certainly does not have it does it go back to ``queued``. If the gateway
-cannot be asked, the text waits, still ``sending``, and is asked about again
-later: a text is delayed rather than doubled. Gateways that cannot look texts
-up (the local one) have nothing to double, and their texts are requeued.
-Bounded attempts apply throughout: a text is given up (``failed``, visible)
-after SMS_MAX_ATTEMPTS hand-overs, never retried for ever.
+1. ``reconcile_in_flight``: texts whose holder's lease ran out, and texts in
+   doubt whose lookup is due, are taken over with a fresh token. One never
+   handed over (its holder died first) goes back to ``queued`` at once. One
+   handed over is looked up (Twilio's Messages list, by recipient, sender,
+   time and body, skipping SIDs already recorded): found, its SID is recorded
+   and it is never sent again; not found, it goes back to ``queued`` only once
+   the search is conclusive (below), else it waits in doubt and is asked
+   about again;
+2. claims a small batch of due texts (one second's worth at
+   SMS_MAX_PER_SECOND) with a new token and a lease from the moment of the
+   claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite;
+   texts to one phone go in the order they were written, so a later one waits
+   while an earlier one is held, in doubt or backing off);
+3. for each claimed text, paced: *hands it over*, a compare-and-set on its
+   token that counts the attempt, stamps ``handed_over_at`` and renews its
+   lease (and the batch's, once a quarter of a lease has gone since the last
+   renewal), committed *before* the provider is called (if
+   the token is no longer held, the text is not sent); then calls the
+   gateway with no transaction open; then records the outcome, again only
+   while the token is held:
 
-Leases keep several processes safe: a sender stops taking texts from its
-claimed batch once half the lease has gone (the rest go back to ``queued``),
-so a lease only runs out on a text nobody is working on. The scheduler calls
-``reconcile_in_flight`` at start-up; ``send_outbox`` calls it on every pass,
-so texts a crashed process left behind are settled within a lease's length
-even without a restart.
+   * accepted: the SID and status, ``sent_at``; the claim ends;
+   * transient failure (429, 401, a connection never made): back to
+     ``queued`` after exponential backoff with jitter (at least Retry-After);
+     after SMS_MAX_ATTEMPTS attempts, ``failed`` with the last error code. A
+     connection never made is not an attempt (nothing reached the provider);
+   * in doubt (5xx, no answer in time, a crash in the gateway code): in doubt,
+     looked up once the search can be conclusive;
+   * permanent failure (any other 4xx): ``failed`` at once with the
+     provider's code. 21610 (the recipient replied STOP to this sender) also
+     opts the patient out: pending invitations and queued texts are cancelled
+     and an open questionnaire ends.
+
+   A SID is a fact: whoever learns it (the sender, even after losing its
+   claim; a lookup; a delivery report naming the text, ``bot.services.status``)
+   records it, and that ends every claim on the text for good.
+
+Why this never doubles (README, "Outbox guarantee"): a text is handed over only
+under a held token, and handing over is recorded before the provider is
+called; a takeover replaces the token, so the old holder can neither hand it
+over nor record anything but a SID afterwards. A takeover that finds a
+hand-over recorded looks the text up, and a lookup that finds nothing counts
+only after ``handed_over_at`` + the gateway's timeout + SMS_LOOKUP_DELAY_SECONDS
+(Twilio's list may lag behind a create, by an amount Twilio does not
+document). Leases only decide how soon a dead holder's texts are taken over;
+a live holder renews them as it works through its batch, and even one taken for
+dead cannot double. Why nothing is lost: a held text whose holder dies is
+taken over when its lease runs out; attempts are counted only for hand-overs,
+so claims lost to crashes never use them up; a text is only given up
+(``failed``) after SMS_MAX_ATTEMPTS hand-overs that may have reached the
+provider, or a permanent refusal.
+
+Gateways without ``find_sent`` (the local one) have nothing to look up and
+nothing to double (a resend keeps its id): their texts in doubt go straight
+back to ``queued``.
 
 Settings (the app's config, else the environment): SMS_MAX_PER_SECOND (10;
 per sending process), SMS_MAX_ATTEMPTS (5), SMS_RETRY_BASE_SECONDS (30),
-SMS_RETRY_MAX_SECONDS (3600), SMS_SEND_LEASE_SECONDS (60: at least twice the
-longest single send, which TWILIO_TIMEOUT_SECONDS bounds, plus a margin).
+SMS_RETRY_MAX_SECONDS (3600), SMS_SEND_LEASE_SECONDS (60: how soon a dead
+sender's texts are taken over; longer than one send, which
+TWILIO_TIMEOUT_SECONDS bounds, plus one pacing interval), and
+SMS_LOOKUP_DELAY_SECONDS (120: how long Twilio's list may take to show a new
+text).
 """
 
 from __future__ import annotations
 
-import os
+import math
 import random
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,21 +96,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.services.runtime import Runtime
-from bot.services.status import OPTED_OUT_ERROR, carrier_opt_out
+from bot.services.status import OPTED_OUT_ERROR, carrier_opt_out, record_acceptance
 from bot.sms.gateway import FindsSent, SendError, Sent
 from bot.store.db import transaction
 from bot.store.models import Message, Patient, Practice
 
 log = structlog.get_logger(__name__)
 
-BATCH = 200
-MAX_BATCHES = 50  # texts sent per call at most: BATCH * MAX_BATCHES
+BATCH = 200  # texts claimed at once when sending is not paced, and reconciled at once
+MAX_PER_PASS = 10_000  # texts claimed per call at most
 IN_FLIGHT = "sending"
+RENEW_AFTER_FRACTION = 4  # a batch's leases are renewed once a quarter of a lease has passed
 KNOWN_SIDS_WINDOW = timedelta(days=7)  # recorded SIDs a lookup must not mistake for this text
 
 
@@ -98,31 +122,21 @@ class OutboxSettings:
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     lease_seconds: float = 60.0
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> OutboxSettings:
-        """The app's config; a key it lacks may come from the environment (optional tuning)."""
-
-        def number(key: str, default: float) -> float:
-            value = config.get(key)
-            if value in (None, ""):
-                value = os.environ.get(key)
-            return float(value) if value not in (None, "") else default
-
-        settings = cls(
-            max_per_second=number("SMS_MAX_PER_SECOND", cls.max_per_second),
-            max_attempts=int(number("SMS_MAX_ATTEMPTS", cls.max_attempts)),
-            retry_base_seconds=number("SMS_RETRY_BASE_SECONDS", cls.retry_base_seconds),
-            retry_max_seconds=number("SMS_RETRY_MAX_SECONDS", cls.retry_max_seconds),
-            lease_seconds=number("SMS_SEND_LEASE_SECONDS", cls.lease_seconds),
-        )
-        if settings.max_attempts < 1 or settings.lease_seconds <= 0:
-            raise ValueError("SMS_MAX_ATTEMPTS must be at least 1, SMS_SEND_LEASE_SECONDS positive")
-        return settings
+    lookup_delay_seconds: float = 120.0
 
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.lease_seconds)
+
+    def batch_size(self, paced: bool) -> int:
+        """One second's worth of texts when paced: a claim never outlives its sending by much."""
+        if not paced or self.max_per_second <= 0:
+            return BATCH
+        return max(1, min(BATCH, math.ceil(self.max_per_second)))
+
+    def conclusive_after(self, gateway: Any) -> timedelta:
+        """How long after a hand-over a lookup that finds nothing proves the text is not there."""
+        return timedelta(seconds=float(getattr(gateway, "timeout", 0)) + self.lookup_delay_seconds)
 
 
 def backoff_seconds(
@@ -205,49 +219,87 @@ def _pacer_for(rt: Runtime, settings: OutboxSettings) -> Pacer | None:
     return pacer
 
 
+class PassClock:
+    """The moment of each step of one pass: the pass's ``now`` plus the time elapsed since.
+
+    A pass can run for minutes (pacing, a slow provider); leases and hand-over
+    times are taken from the moment of each claim and hand-over, never from
+    the start of the pass. Elapsed time comes from the app's clock when one is
+    fixed (``PROMBOT_CLOCK``, in tests: time then moves only when the test
+    moves it), else from the monotonic clock.
+    """
+
+    def __init__(self, now: datetime, config: Mapping[str, Any]) -> None:
+        self.start = now
+        fixed = config.get("PROMBOT_CLOCK")
+        if callable(fixed):
+            began = fixed()
+            self._elapsed: Callable[[], timedelta] = lambda: fixed() - began
+        else:
+            began_monotonic = time.monotonic()
+            self._elapsed = lambda: timedelta(seconds=time.monotonic() - began_monotonic)
+
+    def __call__(self) -> datetime:
+        return self.start + max(self._elapsed(), timedelta(0))
+
+
 @dataclass(frozen=True)
 class _Claim:
-    """What a sender needs of one claimed text, and the token that proves the claim."""
+    """What a holder needs of one claimed text, and the token that proves the claim."""
 
     id: str
+    token: str
     phone: str
     body: str
     from_: str
     patient_id: str | None
     created_at: datetime
-    attempts: int
+    handed_over_at: datetime | None
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
 
 
 def send_outbox(
     rt: Runtime,
     now: datetime,
     *,
-    limit: int = BATCH,
-    max_batches: int = MAX_BATCHES,
+    limit: int | None = None,
+    max_batches: int | None = None,
     pacer: Pacer | None = None,
     rng: random.Random | None = None,
 ) -> dict[str, int]:
-    """Settle texts in doubt, then send every due text, oldest first; returns counts.
+    """Settle what is in doubt, then send every due text, oldest first; returns counts.
 
-    Works through the outbox ``limit`` texts at a time (each batch claimed and
-    committed before any is sent), until nothing is due or ``max_batches``
-    batches have gone. ``sent`` and ``failed`` are always in the counts;
-    ``retrying``, ``in_doubt``, ``deferred`` (given back unsent), ``canceled``,
-    and from reconciliation ``recovered``, ``requeued`` and ``unsettled``,
-    only when non-zero.
+    Works through the outbox ``limit`` texts at a time (default: one second's
+    worth at the configured pace, or BATCH when unpaced), each batch claimed
+    and committed before any is sent, until nothing is due, ``max_batches``
+    batches or MAX_PER_PASS texts have gone. ``sent`` and ``failed`` are
+    always in the counts; ``retrying``, ``in_doubt``, ``deferred`` (given back
+    unsent), ``canceled``, ``settled_elsewhere`` (its SID was recorded
+    meanwhile: by a delivery report while the answer was awaited, or by the
+    scheduler that took it over), ``lost_claim``, ``duplicate``, and from
+    reconciliation ``recovered``, ``requeued``, ``unconfirmed`` and
+    ``unsettled``, only when non-zero.
     """
-    settings = OutboxSettings.from_config(rt.config)
+    settings = OutboxSettings(**rt.settings.delivery())
+    clock = PassClock(now, rt.config)
     counts: dict[str, int] = {"sent": 0, "failed": 0}
-    for key, value in reconcile_in_flight(rt, now).items():
+    for key, value in _reconcile(rt, clock, settings, BATCH).items():
         _bump(counts, key, value)
-    for _ in range(max_batches):
-        claims = _claim(rt, now, limit, settings)
+    if pacer is None:
+        pacer = _pacer_for(rt, settings)
+    size = limit or settings.batch_size(paced=pacer is not None)
+    batches = claimed = 0
+    while max_batches is None or batches < max_batches:
+        claims = _claim(rt, clock(), size, settings)
         if not claims:
             break
-        if pacer is None:
-            pacer = _pacer_for(rt, settings)
-        _send_batch(rt, claims, now, settings, pacer, rng or random, counts)
-        if len(claims) < limit:
+        _send_batch(rt, claims, clock, settings, pacer, rng or random, counts)
+        batches += 1
+        claimed += len(claims)
+        if len(claims) < size or claimed >= MAX_PER_PASS:
             break
     return counts
 
@@ -255,95 +307,149 @@ def send_outbox(
 def _send_batch(
     rt: Runtime,
     claims: list[_Claim],
-    now: datetime,
+    clock: PassClock,
     settings: OutboxSettings,
     pacer: Pacer | None,
     rng: random.Random | Any,
     counts: dict[str, int],
 ) -> None:
-    stop_taking = time.monotonic() + settings.lease_seconds / 2
-    held: set[str] = set()  # phones whose earlier text did not go: later ones wait their turn
+    held_back: set[str] = set()  # phones whose earlier text did not go: later ones wait their turn
+    renewed = clock()  # the batch's leases were taken (or last renewed) then
     for claim in claims:
-        if claim.phone in held or time.monotonic() > stop_taking:
-            _bump(counts, _release(rt, claim, now))
+        if claim.phone in held_back:
+            _bump(counts, _release(rt, claim, clock()))
             continue
         if pacer is not None:
             pacer.wait()
+        moment = clock()
+        renew_batch = moment - renewed >= settings.lease / RENEW_AFTER_FRACTION
+        if renew_batch:
+            renewed = moment
+        refused = _hand_over(rt, claim, moment, settings, renew_batch=renew_batch)
+        if refused is not None:
+            _bump(counts, refused)
+            held_back.add(claim.phone)
+            continue
         try:
             sent = rt.gateway.send(
                 to=claim.phone, from_=claim.from_, body=claim.body, message_id=claim.id
             )
         except SendError as exc:
-            _bump(counts, _record_failure(rt, claim, exc, now, settings, rng))
-            held.add(claim.phone)
+            _bump(counts, _record_failure(rt, claim, exc, clock(), settings, rng))
+            held_back.add(claim.phone)
         except Exception as exc:
-            # We cannot tell whether the text left: it stays in flight, to be looked up.
+            # We cannot tell whether the text left: it is in doubt, to be looked up.
             # Only the error's class is logged: its message may quote the number or text.
             log.error("outbox.send_crashed", message_id=claim.id, error=type(exc).__name__)
-            _bump(counts, "in_doubt")
-            held.add(claim.phone)
+            _bump(counts, _record_in_doubt(rt, claim, None, clock(), settings, rng))
+            held_back.add(claim.phone)
         else:
-            _bump(counts, _record_sent(rt, claim, sent, now))
+            _bump(counts, _record_sent(rt, claim, sent, clock()))
 
 
 def reconcile_in_flight(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
-    """Settle texts left ``sending`` whose lease has run out; returns counts by outcome.
+    """Take over texts whose holder's lease ran out and texts in doubt whose lookup is due.
 
-    Each is looked up at the gateway (Twilio: the Messages list filtered by
-    recipient and time, matched on sender and body, skipping SIDs already
-    recorded). Found: its SID and status are recorded (``recovered``) and it is
-    never sent again. Not found: back to ``queued`` (``requeued``), or
-    ``failed`` when its attempts are used up. The gateway unreachable: it stays
-    in flight with a new lease (``unsettled``) and is asked about again later.
-    A gateway without ``find_sent`` (the local one) has its texts requeued.
-
-    Safe to call at any time and from several processes: only texts whose
-    lease has expired are touched, each by one caller (claimed with
-    ``FOR UPDATE SKIP LOCKED`` and a fresh lease before the lookup).
+    Returns counts by outcome: ``requeued`` (never handed over, or looked up
+    conclusively and not found: back to ``queued``), ``recovered`` (found at
+    the provider: its SID recorded, never sent again), ``unconfirmed`` (not
+    found, but too soon after its hand-over to be sure: asked about again
+    later), ``unsettled`` (the provider could not be asked), ``failed``
+    (not found and its attempts used up), ``canceled`` (the patient opted out
+    meanwhile). Safe at any time from several processes: each text is taken
+    over by one caller, with a token of its own.
     """
-    settings = OutboxSettings.from_config(rt.config)
+    settings = OutboxSettings(**rt.settings.delivery())
+    return _reconcile(rt, PassClock(now, rt.config), settings, limit)
+
+
+def _reconcile(
+    rt: Runtime, clock: PassClock, settings: OutboxSettings, limit: int
+) -> dict[str, int]:
     counts: dict[str, int] = {}
+    finder = rt.gateway if isinstance(rt.gateway, FindsSent) else None
+    token = _new_token()
     with transaction(rt.engine) as session:
+        moment = clock()
         stale = session.exec(
             select(Message)
             .where(Message.direction == "outbound")
             .where(Message.status == IN_FLIGHT)
             .where(col(Message.provider_sid).is_(None))
-            .where(or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= now))
+            .where(
+                or_(
+                    and_(
+                        col(Message.claim_token).is_(None),
+                        or_(
+                            col(Message.next_attempt_at).is_(None),
+                            col(Message.next_attempt_at) <= moment,
+                        ),
+                    ),
+                    and_(
+                        col(Message.claim_token).is_not(None),
+                        or_(
+                            col(Message.claimed_until).is_(None),
+                            col(Message.claimed_until) <= moment,
+                        ),
+                    ),
+                )
+            )
             .order_by(col(Message.created_at), col(Message.position), col(Message.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
+        to_look_up: list[Message] = []
         for message in stale:
-            message.next_attempt_at = now + settings.lease
-            message.updated_at = now
-        claims = _claims_of(session, stale)
-    finder = rt.gateway if isinstance(rt.gateway, FindsSent) else None
-    for claim in claims:
-        found: Sent | None = None
-        if finder is not None:
-            try:
-                found = finder.find_sent(
-                    to=claim.phone,
-                    from_=claim.from_,
-                    body=claim.body,
-                    since=claim.created_at,
-                    exclude=_known_sids(rt, claim),
-                )
-            except SendError as exc:
-                log.warning("outbox.lookup_failed", message_id=claim.id, error_code=exc.code)
-                _bump(counts, "unsettled")
+            if message.claim_token is not None:
+                log.info("outbox.lease_expired", message_id=message.id)
+            if message.handed_over_at is None or finder is None:
+                # Never handed over (its holder died before), or nothing to look up.
+                _end_claim(message, moment)
+                message.handed_over_at = None
+                outcome = "requeued" if _requeue(session, message) else "canceled"
+                log.info("outbox.requeued", message_id=message.id, looked_up=False)
+                _bump(counts, outcome)
                 continue
-        _bump(counts, _settle(rt, claim, found, now, settings))
+            message.claim_token = token
+            message.claimed_until = moment + settings.lease
+            message.updated_at = moment
+            to_look_up.append(message)
+        claims = _claims_of(session, to_look_up)
+    for claim in claims:
+        _bump(counts, _look_up(rt, finder, claim, clock, settings))
     if counts:
         log.info("outbox.reconciled", **counts)
     return counts
 
 
+def _look_up(
+    rt: Runtime,
+    finder: FindsSent | None,
+    claim: _Claim,
+    clock: PassClock,
+    settings: OutboxSettings,
+) -> str:
+    assert finder is not None and claim.handed_over_at is not None
+    if not _renew(rt, claim.token, clock(), settings):
+        return "lost_claim"
+    try:
+        found = finder.find_sent(
+            to=claim.phone,
+            from_=claim.from_,
+            body=claim.body,
+            since=claim.handed_over_at,
+            exclude=_known_sids(rt, claim),
+        )
+    except SendError as exc:
+        log.warning("outbox.lookup_failed", message_id=claim.id, error_code=exc.code)
+        return _after_lookup(rt, claim, None, clock(), settings, failed=True)
+    return _after_lookup(rt, claim, found, clock(), settings, failed=False)
+
+
 # -- claiming -------------------------------------------------------------------------------
 
 
-def _claim(rt: Runtime, now: datetime, limit: int, settings: OutboxSettings) -> list[_Claim]:
+def _claim(rt: Runtime, moment: datetime, limit: int, settings: OutboxSettings) -> list[_Claim]:
     earlier = aliased(Message)
     held_back = (
         select(earlier.id)
@@ -353,7 +459,7 @@ def _claim(rt: Runtime, now: datetime, limit: int, settings: OutboxSettings) -> 
         .where(
             or_(
                 earlier.status == IN_FLIGHT,
-                and_(earlier.status == "queued", col(earlier.next_attempt_at) > now),
+                and_(earlier.status == "queued", col(earlier.next_attempt_at) > moment),
             )
         )
         .where(
@@ -367,13 +473,17 @@ def _claim(rt: Runtime, now: datetime, limit: int, settings: OutboxSettings) -> 
         )
         .exists()
     )
+    token = _new_token()
     with transaction(rt.engine) as session:
         due = session.exec(
             select(Message)
             .where(Message.direction == "outbound")
             .where(Message.status == "queued")
             .where(col(Message.provider_sid).is_(None))
-            .where(or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= now))
+            .where(col(Message.claim_token).is_(None))
+            .where(
+                or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= moment)
+            )
             .where(~held_back)
             .order_by(col(Message.created_at), col(Message.position), col(Message.id))
             .limit(limit)
@@ -381,9 +491,10 @@ def _claim(rt: Runtime, now: datetime, limit: int, settings: OutboxSettings) -> 
         ).all()
         for message in due:
             message.status = IN_FLIGHT
-            message.attempts = (message.attempts or 0) + 1
-            message.next_attempt_at = now + settings.lease
-            message.updated_at = now
+            message.claim_token = token
+            message.claimed_until = moment + settings.lease
+            message.next_attempt_at = None
+            message.updated_at = moment
         return _claims_of(session, due)
 
 
@@ -399,50 +510,122 @@ def _claims_of(session: Session, messages: list[Message]) -> list[_Claim]:
     return [
         _Claim(
             id=m.id,
+            token=m.claim_token or "",
             phone=m.phone,
             body=m.body,
             from_=numbers.get(m.practice_id or "", ""),
             patient_id=m.patient_id,
             created_at=m.created_at,
-            attempts=m.attempts,
+            handed_over_at=m.handed_over_at,
         )
         for m in messages
     ]
 
 
-def _own(session: Session, claim: _Claim) -> Message | None:
-    """The claimed row, locked, if the claim still holds (nobody settled it meanwhile)."""
+def _held(session: Session, claim: _Claim) -> Message | None:
+    """The claimed row, locked, if the claim's token is still held: the compare of every write."""
     message = session.exec(select(Message).where(Message.id == claim.id).with_for_update()).first()
     if (
         message is None
+        or message.claim_token != claim.token
         or message.status != IN_FLIGHT
         or message.provider_sid is not None
-        or message.attempts != claim.attempts
     ):
-        log.warning("outbox.claim_lost", message_id=claim.id)
+        if message is not None and message.provider_sid is not None:
+            log.info("outbox.settled_by_report", message_id=claim.id)
+        else:
+            log.warning("outbox.claim_lost", message_id=claim.id)
         return None
     return message
+
+
+def _not_held(session: Session, claim: _Claim) -> str:
+    """Why a claim no longer holds: its SID was recorded by someone else, or a takeover."""
+    sid = session.exec(select(Message.provider_sid).where(Message.id == claim.id)).first()
+    return "settled_elsewhere" if sid else "lost_claim"
+
+
+def _renew(rt: Runtime, token: str, moment: datetime, settings: OutboxSettings) -> bool:
+    """Extend the lease of every text still held under ``token``; False if none is."""
+    with transaction(rt.engine) as session:
+        result = session.exec(
+            update(Message)
+            .where(col(Message.claim_token) == token)
+            .where(col(Message.provider_sid).is_(None))
+            .values(claimed_until=moment + settings.lease)
+        )
+        return bool(result.rowcount)
+
+
+def _hand_over(
+    rt: Runtime, claim: _Claim, moment: datetime, settings: OutboxSettings, *, renew_batch: bool
+) -> str | None:
+    """Record the hand-over before it happens, if the claim still holds; renew its lease,
+    and with ``renew_batch`` the lease of the rest of its batch.
+
+    Returns None when the text may be handed over, else why not.
+    """
+    with transaction(rt.engine) as session:
+        message = _held(session, claim)
+        if message is None:
+            return _not_held(session, claim)
+        message.attempts = (message.attempts or 0) + 1
+        message.handed_over_at = moment
+        message.claimed_until = moment + settings.lease
+        message.updated_at = moment
+        if not renew_batch:
+            return None
+        # The rest of the batch, each row written once: a second write to a row in one
+        # transaction makes PostgreSQL re-check its foreign keys, which would wait on
+        # any transaction holding its patient (a dispatch, an inbound text).
+        session.exec(
+            update(Message)
+            .where(col(Message.claim_token) == claim.token)
+            .where(col(Message.id) != claim.id)
+            .where(col(Message.provider_sid).is_(None))
+            .values(claimed_until=moment + settings.lease)
+        )
+    return None
+
+
+def _end_claim(message: Message, moment: datetime) -> None:
+    message.claim_token = None
+    message.claimed_until = None
+    message.updated_at = moment
 
 
 # -- outcomes -------------------------------------------------------------------------------
 
 
-def _record_sent(rt: Runtime, claim: _Claim, sent: Sent, now: datetime) -> str:
+def _record_sent(rt: Runtime, claim: _Claim, sent: Sent, moment: datetime) -> str:
     with transaction(rt.engine) as session:
-        message = _own(session, claim)
+        message = session.exec(
+            select(Message).where(Message.id == claim.id).with_for_update()
+        ).first()
         if message is None:
             return "lost_claim"
-        _accepted(session, rt, message, sent, now)
-    return "sent"
+        if message.provider_sid is None:
+            if message.claim_token != claim.token:
+                # Taken over meanwhile, but Twilio has it: the SID is a fact, and recording
+                # it now stops whoever took over from handing it over again.
+                log.warning("outbox.sid_after_claim_lost", message_id=claim.id)
+            _accepted(session, rt, message, sent, moment)
+            return "sent"
+        if message.provider_sid == sent.provider_sid:
+            return "sent"  # a delivery report named it first
+        log.error(
+            "outbox.sent_twice",
+            message_id=claim.id,
+            message_sid=sent.provider_sid,
+            recorded_sid=message.provider_sid,
+        )
+        return "duplicate"
 
 
 def _accepted(session: Session, rt: Runtime, message: Message, sent: Sent, now: datetime) -> None:
-    message.provider_sid = sent.provider_sid
-    message.status = sent.status
-    message.error_code = sent.error_code
-    message.sent_at = now
-    message.next_attempt_at = None
-    message.updated_at = now
+    record_acceptance(
+        message, sid=sent.provider_sid, status=sent.status, error_code=sent.error_code, now=now
+    )
     if sent.error_code == OPTED_OUT_ERROR:
         _opt_out(session, rt, message, now)
 
@@ -451,81 +634,126 @@ def _record_failure(
     rt: Runtime,
     claim: _Claim,
     exc: SendError,
-    now: datetime,
+    moment: datetime,
     settings: OutboxSettings,
     rng: random.Random | Any,
 ) -> str:
+    if exc.in_doubt:
+        return _record_in_doubt(rt, claim, exc, moment, settings, rng)
     with transaction(rt.engine) as session:
-        message = _own(session, claim)
+        message = _held(session, claim)
         if message is None:
-            return "lost_claim"
+            return _not_held(session, claim)
+        # Certainly not accepted: this hand-over is settled.
+        message.handed_over_at = None
+        if not exc.reached:
+            message.attempts -= 1  # nothing reached the provider: not an attempt
         message.error_code = exc.code
-        message.updated_at = now
+        _end_claim(message, moment)
         if exc.permanent:
             message.status = "failed"
             message.next_attempt_at = None
             log.warning("outbox.failed", message_id=claim.id, error_code=exc.code)
             if exc.code == OPTED_OUT_ERROR:
-                _opt_out(session, rt, message, now)
+                _opt_out(session, rt, message, moment)
             return "failed"
-        delay = backoff_seconds(claim.attempts, settings, rng, exc.retry_after)
-        if exc.in_doubt:
-            # Stays in flight, looked up before any resend: not before a lease has
-            # passed, so that a request Twilio was still working on has finished.
-            delay = max(delay, settings.lease_seconds)
-        message.next_attempt_at = now + timedelta(seconds=delay)
-        if exc.in_doubt:
-            log.warning(
-                "outbox.in_doubt",
-                message_id=claim.id,
-                attempt=claim.attempts,
-                error_code=exc.code,
-                lookup_in_seconds=round(delay, 1),
-            )
-            return "in_doubt"
-        if claim.attempts >= settings.max_attempts:
+        if message.attempts >= settings.max_attempts:
             message.status = "failed"
             message.next_attempt_at = None
             log.warning(
-                "outbox.gave_up", message_id=claim.id, attempts=claim.attempts, error_code=exc.code
+                "outbox.gave_up",
+                message_id=claim.id,
+                attempts=message.attempts,
+                error_code=exc.code,
             )
             return "failed"
+        attempt = message.attempts if exc.reached else message.attempts + 1
+        delay = backoff_seconds(attempt, settings, rng, exc.retry_after)
+        message.next_attempt_at = moment + timedelta(seconds=delay)
         if not _requeue(session, message):
             return "canceled"
         log.info(
             "outbox.retrying",
             message_id=claim.id,
-            attempt=claim.attempts,
+            attempt=message.attempts,
+            reached=exc.reached,
             error_code=exc.code,
             retry_in_seconds=round(delay, 1),
         )
         return "retrying"
 
 
-def _release(rt: Runtime, claim: _Claim, now: datetime) -> str:
-    """Give back a claimed text that was not handed over: this attempt does not count."""
+def _record_in_doubt(
+    rt: Runtime,
+    claim: _Claim,
+    exc: SendError | None,
+    moment: datetime,
+    settings: OutboxSettings,
+    rng: random.Random | Any,
+) -> str:
+    """The provider may have the text: nobody holds it until it has been looked up."""
     with transaction(rt.engine) as session:
-        message = _own(session, claim)
+        message = _held(session, claim)
         if message is None:
-            return "lost_claim"
-        message.attempts = claim.attempts - 1
+            return _not_held(session, claim)
+        assert message.handed_over_at is not None
+        lookup_at = max(
+            moment + timedelta(seconds=backoff_seconds(message.attempts, settings, rng)),
+            message.handed_over_at + settings.conclusive_after(rt.gateway),
+        )
+        message.error_code = exc.code if exc is not None else message.error_code
+        message.next_attempt_at = lookup_at
+        _end_claim(message, moment)
+        log.warning(
+            "outbox.in_doubt",
+            message_id=claim.id,
+            attempt=message.attempts,
+            error_code=exc.code if exc is not None else None,
+            lookup_in_seconds=round((lookup_at - moment).total_seconds(), 1),
+        )
+        return "in_doubt"
+
+
+def _release(rt: Runtime, claim: _Claim, moment: datetime) -> str:
+    """Give back a claimed text that was not handed over: nothing about it changes."""
+    with transaction(rt.engine) as session:
+        message = _held(session, claim)
+        if message is None:
+            return _not_held(session, claim)
+        _end_claim(message, moment)
         message.next_attempt_at = None
-        message.updated_at = now
         return "deferred" if _requeue(session, message) else "canceled"
 
 
-def _settle(
-    rt: Runtime, claim: _Claim, found: Sent | None, now: datetime, settings: OutboxSettings
+def _after_lookup(
+    rt: Runtime,
+    claim: _Claim,
+    found: Sent | None,
+    moment: datetime,
+    settings: OutboxSettings,
+    *,
+    failed: bool,
 ) -> str:
+    assert claim.handed_over_at is not None
     with transaction(rt.engine) as session:
-        message = _own(session, claim)
+        message = _held(session, claim)
         if message is None:
-            return "lost_claim"
+            return _not_held(session, claim)
         if found is not None:
-            _accepted(session, rt, message, found, now)
+            _accepted(session, rt, message, found, moment)
             log.info("outbox.recovered", message_id=claim.id, message_sid=found.provider_sid)
             return "recovered"
-        message.updated_at = now
+        _end_claim(message, moment)
+        if failed:
+            message.next_attempt_at = moment + settings.lease  # ask again later
+            return "unsettled"
+        conclusive_at = claim.handed_over_at + settings.conclusive_after(rt.gateway)
+        if moment < conclusive_at:
+            # Twilio's list may not show it yet: absence proves nothing until then.
+            message.next_attempt_at = conclusive_at
+            log.info("outbox.unconfirmed", message_id=claim.id)
+            return "unconfirmed"
+        message.handed_over_at = None
         message.next_attempt_at = None
         if message.attempts >= settings.max_attempts:
             message.status = "failed"
@@ -533,7 +761,7 @@ def _settle(
             return "failed"
         if not _requeue(session, message):
             return "canceled"
-        log.info("outbox.requeued", message_id=claim.id)
+        log.info("outbox.requeued", message_id=claim.id, looked_up=True)
         return "requeued"
 
 

@@ -16,9 +16,15 @@ SID and auth token; Twilio-style JSON errors with ``code``, ``message``,
 
 After a create, a background thread moves the message through its statuses
 (``queued``, ``sent``, ``delivered``; or ``failed`` / ``undelivered`` with an
-error code) and POSTs each to the message's StatusCallback, signed as Twilio
-signs (``X-Twilio-Signature``, ``RequestValidator(auth_token)``). Callbacks
-only go to loopback addresses (127.0.0.1, localhost, ::1).
+error code) and POSTs each to the message's StatusCallback (query string
+included), signed as Twilio signs (``X-Twilio-Signature``,
+``RequestValidator(auth_token)``). Callbacks only go to loopback addresses
+(127.0.0.1, localhost, ::1). Like Twilio's, the create takes no idempotency
+key: the same request twice makes two messages.
+
+Twilio's Messages list may lag behind a create (Twilio documents no bound);
+with ``list_delay`` a new message is listed only that many seconds (on the
+fake's clock) after it was created, while fetching it by SID works at once.
 
 The control API (no auth; the server listens on 127.0.0.1) tells it to fail::
 
@@ -27,24 +33,35 @@ The control API (no auth; the server listens on 127.0.0.1) tells it to fail::
          "slow": [{"seconds": 2.5, "count": 1, "on": "create", "when": "after"}],
          "numbers": {"+447700900999": {"create_error": 21610},
                      "+447700900998": {"status": "undelivered", "error_code": 30003}},
-         "callback_delay": 0.05}
+         "callback_delay": 0.05,
+         "list_delay": 2.0,
+         "faults": {"seed": 7, "seconds": 3, "create": {"429": 0.02, "500": 0.02,
+                    "503": 0.02, "timeout_before": 0.02, "timeout_after": 0.02},
+                    "list": {"503": 0.05}}}
       ``fail``: the next ``count`` requests of that kind (create, list, fetch or any)
       answer ``status`` (429, 500, 503...) with Twilio's error body; ``slow``: the
       next ``count`` answers wait ``seconds`` (``when`` "after": the request has
       taken effect, e.g. the message exists, before the wait; "before": not yet);
       ``numbers``: per recipient, an error code refused at create time (21610,
-      21211, 21614...) or a final status with an error code in the callbacks.
+      21211, 21614...) or a final status with an error code in the callbacks;
+      ``list_delay``: seconds before a new message shows in the list;
+      ``faults``: each request of a kind draws one fault at random (seeded) with
+      the given probabilities: an HTTP status (429, 500, 503: nothing created),
+      ``timeout_before`` (the answer is held ``seconds``, then a 504, and the
+      message is never created) or ``timeout_after`` (the message is created,
+      then the answer is held ``seconds``); set ``faults`` to {} to stop them.
       Lists replace the pending rules of the same key; numbers are merged.
     GET  /_fake/behaviour  what is set
     POST /_fake/reset      forget every message, request and rule
     GET  /_fake/messages   every message received, with its callbacks' outcomes
-    GET  /_fake/requests   every API request: method, kind, answer status
+    GET  /_fake/requests   every API request: method, kind, answer status, fault drawn
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import random
 import re
 import secrets
 import threading
@@ -55,7 +72,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -188,6 +205,31 @@ class BehaviourError(ValueError):
     pass
 
 
+FAULTS = ("429", "500", "503", "timeout_before", "timeout_after")
+
+
+@dataclass
+class RandomFaults:
+    """Faults drawn at random, per request kind, from a seeded generator."""
+
+    rates: dict[str, dict[str, float]]  # kind -> fault -> probability
+    seconds: float  # how long a timeout holds its answer
+    rng: random.Random
+    seed: int
+
+    def draw(self, kind: str) -> str | None:
+        table = self.rates.get(kind) or self.rates.get("any") or {}
+        roll = self.rng.random()
+        for fault, rate in table.items():
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"seed": self.seed, "seconds": self.seconds, **self.rates}
+
+
 class FakeTwilio:
     """The fake's state: messages, requests seen, and the failures it has been told to give."""
 
@@ -214,13 +256,15 @@ class FakeTwilio:
             self.slow: list[Rule] = []
             self.numbers: dict[str, dict[str, Any]] = {}
             self.callback_delay = self.default_callback_delay
+            self.list_delay = 0.0
+            self.faults: RandomFaults | None = None
 
     # -- behaviour -----------------------------------------------------------------------
 
     def configure(self, data: dict[str, Any]) -> None:
         if not isinstance(data, dict):
             raise BehaviourError("behaviour must be a JSON object")
-        unknown = set(data) - {"fail", "slow", "numbers", "callback_delay"}
+        unknown = set(data) - {"fail", "slow", "numbers", "callback_delay", "list_delay", "faults"}
         if unknown:
             raise BehaviourError(f"unknown keys: {sorted(unknown)}")
         with self.lock:
@@ -239,6 +283,42 @@ class FakeTwilio:
                 if not 0 <= delay <= 60:
                     raise BehaviourError("callback_delay must be between 0 and 60 seconds")
                 self.callback_delay = delay
+            if "list_delay" in data:
+                delay = float(data["list_delay"])
+                if not 0 <= delay <= 3600:
+                    raise BehaviourError("list_delay must be between 0 and 3600 seconds")
+                self.list_delay = delay
+            if "faults" in data:
+                self.faults = self._faults(data["faults"])
+
+    @staticmethod
+    def _faults(raw: Any) -> RandomFaults | None:
+        if not isinstance(raw, dict):
+            raise BehaviourError("faults must be a JSON object")
+        if not raw:
+            return None
+        rates: dict[str, dict[str, float]] = {}
+        for kind, table in raw.items():
+            if kind in ("seed", "seconds"):
+                continue
+            if kind not in (*KINDS, "any") or not isinstance(table, dict):
+                raise BehaviourError(f"faults: {kind!r} must be one of {KINDS} or 'any', a table")
+            if set(table) - set(FAULTS):
+                raise BehaviourError(f"faults: each fault must be one of {FAULTS}")
+            try:
+                rates[kind] = {fault: float(rate) for fault, rate in table.items()}
+            except (TypeError, ValueError) as exc:
+                raise BehaviourError(f"faults: bad rate in {table!r}") from exc
+            if any(r < 0 for r in rates[kind].values()) or sum(rates[kind].values()) > 1:
+                raise BehaviourError("faults: rates must be probabilities adding up to at most 1")
+        try:
+            seed = int(raw.get("seed", 0))
+            seconds = float(raw.get("seconds", 3))
+        except (TypeError, ValueError) as exc:
+            raise BehaviourError("faults: seed must be an integer, seconds a number") from exc
+        if not 0 <= seconds <= 300:
+            raise BehaviourError("faults: seconds must be between 0 and 300")
+        return RandomFaults(rates=rates, seconds=seconds, rng=random.Random(seed), seed=seed)
 
     @staticmethod
     def _rule(raw: Any, *, failing: bool) -> Rule:
@@ -293,6 +373,8 @@ class FakeTwilio:
                 "slow": [r.__dict__ for r in self.slow if r.count > 0],
                 "numbers": dict(self.numbers),
                 "callback_delay": self.callback_delay,
+                "list_delay": self.list_delay,
+                "faults": self.faults.describe() if self.faults else {},
             }
 
     def take(self, rules: list[Rule], kind: str) -> Rule | None:
@@ -302,6 +384,10 @@ class FakeTwilio:
                     rule.count -= 1
                     return rule
         return None
+
+    def draw_fault(self, kind: str) -> str | None:
+        with self.lock:
+            return self.faults.draw(kind) if self.faults else None
 
     # -- messages ------------------------------------------------------------------------
 
@@ -402,7 +488,11 @@ class FakeTwilio:
             return {"error": type(error).__name__}
 
     def listing(self, filters: dict[str, str]) -> list[FakeMessage]:
+        listed_before = self.clock() - timedelta(seconds=self.list_delay)
+
         def keep(message: FakeMessage) -> bool:
+            if self.list_delay and message.date_created > listed_before:
+                return False  # not in Twilio's list yet
             if "To" in filters and message.to != filters["To"]:
                 return False
             if "From" in filters and message.from_ != filters["From"]:
@@ -478,6 +568,8 @@ def create_fake_twilio(
         answer's wait: tests can see what the fake did while the client waits.
         """
         slow: Rule | None = None
+        fault: str | None = None
+        hold = 0.0  # seconds the answer is held after the request took effect
         if not authorised(account):
             response = _error(401, 20003, WWW_Authenticate='Basic realm="Twilio API"')
         else:
@@ -485,18 +577,36 @@ def create_fake_twilio(
             if slow and slow.when == "before":
                 time.sleep(slow.seconds)
             failure = fake.take(fake.fail, kind)
+            fault = None if failure else fake.draw_fault(kind)
             if failure:
                 code = failure.code or {429: 20429, 503: 20503}.get(failure.status, 20500)
                 extra = {"Retry_After": f"{failure.retry_after:g}"} if failure.retry_after else {}
                 response = _error(failure.status, code, **extra)
+            elif fault in ("429", "500", "503"):
+                status = int(fault)
+                response = _error(status, {429: 20429, 503: 20503}.get(status, 20500))
+            elif fault == "timeout_before":
+                assert fake.faults is not None
+                time.sleep(fake.faults.seconds)  # the client gives up; nothing was created
+                response = _error(504, 20500, "Gateway Timeout")
             else:
                 response = handle()
+                if fault == "timeout_after":
+                    assert fake.faults is not None
+                    hold = fake.faults.seconds
         with fake.lock:
             fake.requests.append(
-                {"method": request.method, "kind": kind, "status": response.status_code}
+                {
+                    "method": request.method,
+                    "kind": kind,
+                    "status": response.status_code,
+                    **({"fault": fault} if fault else {}),
+                }
             )
         if slow and slow.when == "after":
             time.sleep(slow.seconds)
+        if hold:
+            time.sleep(hold)
         return response
 
     @app.post(f"{base}/Messages.json")

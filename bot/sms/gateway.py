@@ -28,6 +28,8 @@ class SendError(Exception):
     ``permanent`` errors must not be retried. ``in_doubt`` means the provider
     may have accepted the text although we got no answer (a read timeout, a
     5xx): before any resend, the text must be looked up (``find_sent``).
+    ``reached`` is False only when the request certainly never arrived (no
+    connection was made): such a try is not counted as an attempt.
     ``retry_after`` is the provider's hint, in seconds, when it gave one.
     """
 
@@ -39,12 +41,14 @@ class SendError(Exception):
         permanent: bool,
         in_doubt: bool = False,
         retry_after: float | None = None,
+        reached: bool = True,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent
         self.in_doubt = in_doubt and not permanent
         self.retry_after = retry_after
+        self.reached = reached or self.in_doubt
 
 
 class Gateway(Protocol):
@@ -55,7 +59,15 @@ class Gateway(Protocol):
 
 @runtime_checkable
 class FindsSent(Protocol):
-    """A gateway that can look up a text it may have been given earlier."""
+    """A gateway that can look up a text it may have been given earlier.
+
+    ``timeout`` bounds one request to the provider, in seconds: a hand-over
+    whose answer never came cannot have arrived later than that (the outbox
+    adds the provider's listing delay before it trusts a lookup that finds
+    nothing).
+    """
+
+    timeout: float
 
     def find_sent(
         self,

@@ -1,14 +1,19 @@
 """Delivery through Twilio's REST API, with the official ``twilio`` client.
 
 Every text is created with a status callback URL on PUBLIC_BASE_URL (so
-delivery reports reach ``POST /sms/status``) and a validity period, so that a
-question Twilio could not hand to the carrier in time is dropped by Twilio
-rather than delivered hours late.
+delivery reports reach ``POST /sms/status``) that names the text's own id
+(``?message_id=...``; Twilio's signature covers the whole URL, so the id cannot
+be altered), and with a validity period, so that a question Twilio could not
+hand to the carrier in time is dropped by Twilio rather than delivered hours
+late. Twilio's Messages API takes no idempotency key: a create that was never
+answered can only be settled by looking the text up (``find_sent``) or by the
+delivery report that names it.
 
 Errors are sorted for the outbox:
 
-* 429, 401 and connection failures before the request reached Twilio:
-  transient, retried with backoff (``Retry-After`` is honoured when sent);
+* 429 and 401: transient, retried with backoff (``Retry-After`` is honoured
+  when sent); a connection never made: transient and not *reached* (the
+  outbox does not count it as an attempt);
 * 5xx, read timeouts and connections cut mid-answer: transient *and in
   doubt*: Twilio may have accepted the text, so it is looked up
   (``find_sent``) before any resend;
@@ -16,8 +21,11 @@ Errors are sorted for the outbox:
   has replied STOP to this sender), 21211 (not a valid number), 21614 (not a
   mobile), ...
 
-``find_sent`` searches Twilio's Messages list by recipient and time for a text
-with the same body, for the outbox's reconciliation after a crash.
+``find_sent`` searches Twilio's Messages list (filters ``To``, ``From``,
+``DateSent>``; most recent first, paged) for a text with the same body, for the
+outbox's reconciliation after a crash. Twilio documents no bound on how soon a
+new message shows in that list, so a search that finds nothing proves
+nothing until SMS_LOOKUP_DELAY_SECONDS have passed (see the outbox).
 
 Twilio's HTTP client logs every request's URL and query at INFO (the Messages
 list query names the recipient), so its logger is kept at WARNING.
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import urllib.parse
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,6 +109,7 @@ class TwilioGateway:
             raise ValueError("timeout must be positive")
         self.status_callback = status_callback
         self.validity_period = validity_period
+        self.timeout = timeout
         self._http = _HttpClient(timeout)
         self._client = Client(account_sid, auth_token, account_sid, http_client=self._http)
         # Point the Api domain (api.twilio.com: Messages live there) at TWILIO_API_URL.
@@ -110,7 +120,7 @@ class TwilioGateway:
     def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
         options: dict[str, Any] = {"validity_period": self.validity_period}
         if self.status_callback:
-            options["status_callback"] = self.status_callback
+            options["status_callback"] = callback_url(self.status_callback, message_id)
         try:
             message = self._client.messages.create(to=to, from_=from_, body=body, **options)
         except (TwilioRestException, TwilioServiceException) as exc:
@@ -200,9 +210,17 @@ class TwilioGateway:
         return None
 
 
+def callback_url(base: str, message_id: str) -> str:
+    """The status callback URL for one text: ``base`` with ``message_id`` in its query."""
+    parts = urllib.parse.urlsplit(base)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in query if k != "message_id"] + [("message_id", message_id)]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
 def _network_error(exc: requests.RequestException) -> SendError:
     if _never_reached(exc):
-        return SendError(None, "Twilio could not be reached", permanent=False)
+        return SendError(None, "Twilio could not be reached", permanent=False, reached=False)
     return SendError(
         None, f"no answer from Twilio: {type(exc).__name__}", permanent=False, in_doubt=True
     )

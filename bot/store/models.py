@@ -161,6 +161,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         Index("ix_message_patient_created", "patient_id", "created_at"),
         Index("ix_message_status_direction", "status", "direction"),
+        # The outbox's "an earlier text to this phone still waits" test and its lookups.
+        Index("ix_message_phone_created", "phone", "created_at"),
     )
     id: str = _id()
     practice_id: str | None = Field(default=None, foreign_key="practice.id", index=True)
@@ -174,8 +176,13 @@ class Message(SQLModel, table=True):
     position: int = Field(default=0, description="order within one batch of replies")
     status: str = Field(default="received", max_length=20)
     error_code: int | None = None
-    attempts: int = Field(default=0, description="send attempts so far")
+    attempts: int = Field(default=0, description="hand-overs that may have reached the provider")
     next_attempt_at: datetime | None = _when(nullable=True)
+    # The outbox's claim (bot/services/outbox.py): who may act on an unsent text, until when,
+    # and when it was last handed to the provider without an answer yet.
+    claim_token: str | None = Field(default=None, max_length=32, index=True)
+    claimed_until: datetime | None = _when(nullable=True)
+    handed_over_at: datetime | None = _when(nullable=True)
     sent_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     updated_at: datetime = _when()

@@ -1,8 +1,10 @@
 """Twilio's webhooks: inbound messages and delivery status callbacks.
 
 Both require a valid ``X-Twilio-Signature`` computed by Twilio over
-PUBLIC_BASE_URL + path and every posted parameter; anything else is a 403
-with nothing stored and nothing sent.
+PUBLIC_BASE_URL + path (with its query string) and every posted parameter;
+anything else is a 403 with nothing stored and nothing sent. A status
+callback's URL names the text it is about (``?message_id=``, set when the
+text was handed to Twilio), so the signature also vouches for that id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ bp = Blueprint("sms", __name__, url_prefix="/sms")
 # Twilio's SIDs are two letters and 32 hex digits; allow some slack, never more than we store.
 SID = re.compile(r"[A-Za-z]{2}[A-Za-z0-9]{1,62}")
 ERROR_CODE = re.compile(r"[0-9]{1,9}")
+MESSAGE_ID = re.compile(r"[0-9a-f]{32}")  # our ids (bot.store.models.new_id)
 log = structlog.get_logger(__name__)
 
 
@@ -82,7 +85,8 @@ def inbound() -> Response:
 def status() -> Response:
     form = request.form
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not SID.fullmatch(sid):
+    message_id = request.args.get("message_id")
+    if not SID.fullmatch(sid) or (message_id is not None and not MESSAGE_ID.fullmatch(message_id)):
         abort(400)
     error = form.get("ErrorCode") or ""
     record_status(
@@ -91,5 +95,6 @@ def status() -> Response:
         status=form.get("MessageStatus") or form.get("SmsStatus") or "",
         error_code=int(error) if ERROR_CODE.fullmatch(error) else None,
         now=context.now(),
+        message_id=message_id,
     )
     return Response(status=204)

@@ -4,17 +4,21 @@ fake-twilio runs in a thread of the test process on the test's clock, so
 Twilio's dates and ours agree; the outbox's clock is moved on explicitly, so
 backoff and leases are checked as computed times, never by waiting. Each
 failure Twilio can give is retried or surfaced as specified, and a crash at
-any point between claim and commit neither loses nor doubles a text.
+any point between claim and commit neither loses nor doubles a text. Another
+sender is played by calling ``send_outbox`` from inside the first one's
+gateway or pacer, at exactly the moment a race would need, with the clock
+moved on as a slow or stalled process would see it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -44,6 +48,9 @@ from tests.service.conftest import Clock
 from tests.service.test_twilio_gateway import ACCOUNT_SID, AUTH_TOKEN, Fake
 
 LEASE = timedelta(seconds=OutboxSettings.lease_seconds)
+GATEWAY_TIMEOUT = 5  # seconds: the test gateway's TWILIO_TIMEOUT_SECONDS
+# After a hand-over without an answer, a lookup that finds nothing proves nothing until then.
+SETTLE = timedelta(seconds=GATEWAY_TIMEOUT + OutboxSettings.lookup_delay_seconds)
 WAIT = 60  # seconds: a bound on waiting for threads, not an expectation of speed
 
 
@@ -59,7 +66,7 @@ def twilio_gateway(fake: Fake, **options: Any) -> TwilioGateway:
         auth_token=AUTH_TOKEN,
         api_url=fake.url,
         status_callback=None,  # no web server here: the e2e tests cover callbacks
-        timeout=options.pop("timeout", 5),
+        timeout=options.pop("timeout", GATEWAY_TIMEOUT),
         **options,
     )
 
@@ -67,8 +74,12 @@ def twilio_gateway(fake: Fake, **options: Any) -> TwilioGateway:
 def with_gateway(app: Flask, gateway: Any, **config: Any) -> Runtime:
     """The app's runtime with this gateway (and settings), unpaced unless asked."""
     base = app.extensions["prombot.runtime"]
+    config = {"SMS_MAX_PER_SECOND": 0, **config}
     rt = dataclasses.replace(
-        base, gateway=gateway, config={**base.config, "SMS_MAX_PER_SECOND": 0, **config}
+        base,
+        gateway=gateway,
+        config={**base.config, **config},
+        settings=base.settings.model_copy(update={k.lower(): v for k, v in config.items()}),
     )
     app.extensions["prombot.runtime"] = rt
     return rt
@@ -377,7 +388,7 @@ def test_sending_is_paced_to_the_configured_rate(
     app: Flask, fake: Fake, demo: Demo, clock: Clock
 ) -> None:
     rt = with_gateway(app, twilio_gateway(fake), SMS_MAX_PER_SECOND=4)
-    settings = OutboxSettings.from_config(rt.config)
+    settings = OutboxSettings(**rt.settings.delivery())
     assert settings.max_per_second == 4
     timer = FakeTime()
     pacer = Pacer(settings.max_per_second, clock=timer.clock, sleep=timer.sleep)
@@ -393,12 +404,12 @@ def test_the_process_wide_pacer_follows_the_setting_and_skips_the_local_gateway(
     app: Flask, fake: Fake
 ) -> None:
     rt = with_gateway(app, twilio_gateway(fake), SMS_MAX_PER_SECOND=7)
-    pacer = _pacer_for(rt, OutboxSettings.from_config(rt.config))
+    pacer = _pacer_for(rt, OutboxSettings(**rt.settings.delivery()))
     assert pacer is not None and pacer.rate == 7
-    assert _pacer_for(rt, OutboxSettings.from_config(rt.config)) is pacer  # shared across passes
+    assert _pacer_for(rt, OutboxSettings(**rt.settings.delivery())) is pacer  # shared across passes
     local = with_gateway(app, LocalGateway(), SMS_MAX_PER_SECOND=7)
-    assert _pacer_for(local, OutboxSettings.from_config(local.config)) is None
-    default = OutboxSettings.from_config({})
+    assert _pacer_for(local, OutboxSettings(**local.settings.delivery())) is None
+    default = OutboxSettings()
     assert (default.max_per_second, default.max_attempts) == (10, 5)
 
 
@@ -448,11 +459,22 @@ class CrashAfterSend:
 
 @dataclasses.dataclass
 class CrashBeforeSend:
-    """The process dies after the claim was committed, before the gateway was called."""
+    """The process dies inside the gateway call, before the request left.
+
+    The outbox cannot tell this from a death just after the request left: the
+    hand-over was recorded, so the text is looked up before it is sent again.
+    """
 
     name: str = "crash-before-send"
 
     def send(self, **kwargs: Any) -> Sent:
+        raise SimulatedCrash
+
+
+class CrashWhilePacing:
+    """The process dies after the claim, before the hand-over: it never reached the gateway."""
+
+    def wait(self) -> float:
         raise SimulatedCrash
 
 
@@ -482,18 +504,51 @@ def test_crash_after_twilio_accepted_is_found_by_reconcile_and_never_resent(
     assert len(fake.messages()) == 1 and len(fake.requests("create")) == 1
 
 
-def test_crash_after_claim_before_send_requeues_and_sends_once(
+def test_crash_between_claim_and_hand_over_is_requeued_when_its_lease_ends_unlooked_up(
     app: Flask, fake: Fake, demo: Demo, clock: Clock
 ) -> None:
+    """Nothing was handed over, so nothing needs looking up and no attempt was used."""
+    rt = with_gateway(app, twilio_gateway(fake))
+    message_id = queue(rt, demo, "Q1/9 Little interest?", clock)
+    with pytest.raises(SimulatedCrash):
+        send_outbox(rt, clock.now, pacer=CrashWhilePacing())  # type: ignore[arg-type]
+    left = row(rt, message_id)
+    assert (left.status, left.attempts, left.handed_over_at) == ("sending", 0, None)
+    assert left.claimed_until == clock.now + LEASE
+
+    assert reconcile_in_flight(rt, clock.now) == {}  # its holder may still be alive
+    clock.advance(seconds=LEASE.total_seconds())
+    assert reconcile_in_flight(rt, clock.now) == {"requeued": 1}
+    assert fake.requests("list") == []
+    assert (row(rt, message_id).status, row(rt, message_id).attempts) == ("queued", 0)
+    assert send_outbox(rt, clock.now) == {"sent": 1, "failed": 0}
+    assert bodies_at(fake) == ["Q1/9 Little interest?"]
+    assert row(rt, message_id).attempts == 1
+
+
+def test_crash_inside_the_gateway_is_resent_only_once_a_lookup_can_prove_it_absent(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """Changed by design: at the lease's end the lookup finds nothing, which proves nothing
+    until Twilio's list has had time to show it; only then is the text requeued."""
     crashing = with_gateway(app, CrashBeforeSend())
     message_id = queue(crashing, demo, "Q1/9 Little interest?", clock)
+    handed_over = clock.now
     with pytest.raises(SimulatedCrash):
         send_outbox(crashing, clock.now)
-    assert row(crashing, message_id).status == "sending"
+    left = row(crashing, message_id)
+    assert (left.status, left.attempts, left.handed_over_at) == ("sending", 1, handed_over)
     assert fake.messages() == []
 
     restarted = with_gateway(app, twilio_gateway(fake))
     clock.advance(seconds=LEASE.total_seconds())
+    assert reconcile_in_flight(restarted, clock.now) == {"unconfirmed": 1}
+    waiting = row(restarted, message_id)
+    assert (waiting.status, waiting.claim_token) == ("sending", None)
+    assert waiting.next_attempt_at == handed_over + SETTLE
+    assert send_outbox(restarted, clock.now) == {"sent": 0, "failed": 0}  # not resent yet
+
+    clock.now = handed_over + SETTLE
     assert reconcile_in_flight(restarted, clock.now) == {"requeued": 1}
     assert row(restarted, message_id).status == "queued"
     assert send_outbox(restarted, clock.now) == {"sent": 1, "failed": 0}
@@ -504,13 +559,12 @@ def test_crash_after_claim_before_send_requeues_and_sends_once(
 def test_send_outbox_settles_expired_leases_itself_without_a_restart(
     app: Flask, fake: Fake, demo: Demo, clock: Clock
 ) -> None:
-    crashing = with_gateway(app, CrashBeforeSend())
-    queue(crashing, demo, "Left behind by a crashed scheduler", clock)
+    rt = with_gateway(app, twilio_gateway(fake))
+    queue(rt, demo, "Left behind by a crashed scheduler", clock)
     with pytest.raises(SimulatedCrash):
-        send_outbox(crashing, clock.now)
-    survivor = with_gateway(app, twilio_gateway(fake))
+        send_outbox(rt, clock.now, pacer=CrashWhilePacing())  # type: ignore[arg-type]
     clock.advance(seconds=LEASE.total_seconds())
-    assert send_outbox(survivor, clock.now) == {"sent": 1, "failed": 0, "requeued": 1}
+    assert send_outbox(rt, clock.now) == {"sent": 1, "failed": 0, "requeued": 1}
     assert bodies_at(fake) == ["Left behind by a crashed scheduler"]
 
 
@@ -528,7 +582,7 @@ def test_reconcile_does_not_mistake_an_identical_earlier_text_for_the_lost_one(
         send_outbox(crashing, clock.now)
 
     rt = with_gateway(app, real)
-    clock.advance(seconds=LEASE.total_seconds())
+    clock.advance(seconds=SETTLE.total_seconds())
     assert reconcile_in_flight(rt, clock.now) == {"requeued": 1}  # the twin was not taken
     assert send_outbox(rt, clock.now)["sent"] == 1
     assert row(rt, lost).provider_sid != row(rt, earlier).provider_sid
@@ -615,3 +669,198 @@ def test_two_senders_at_once_send_each_text_exactly_once(
         statuses = session.exec(select(Message.status, Message.attempts)).all()
     assert all(status != "sending" for status, _ in statuses)
     assert fake.messages()[0]["from"] == DEMO_SMS_NUMBER
+
+
+# -- races between senders, played out step by step -----------------------------------------
+
+
+@dataclasses.dataclass
+class SlowGateway:
+    """Twilio as a slow sender sees it: each send takes ``seconds`` on the test's clock.
+
+    ``meanwhile`` runs after the clock has moved and before the text goes out:
+    what another scheduler does while this one is busy.
+    """
+
+    inner: Any
+    clock: Clock
+    seconds: float
+    meanwhile: Callable[[], None] | None = None
+    name: str = "slow"
+    timeout: float = GATEWAY_TIMEOUT
+
+    def send(self, **kwargs: Any) -> Sent:
+        self.clock.advance(seconds=self.seconds)
+        if self.meanwhile is not None:
+            self.meanwhile()
+        return self.inner.send(**kwargs)
+
+    def find_sent(self, **kwargs: Any) -> Sent | None:
+        return self.inner.find_sent(**kwargs)
+
+
+def test_a_sender_slower_than_its_lease_keeps_its_texts_and_another_never_doubles_them(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """The doubled texts of issue 11: a lease counted from the start of a long pass ran out
+    while its holder was still working through the batch, another scheduler requeued the
+    texts, and both sent them. Now every hand-over renews the batch's lease."""
+    real = twilio_gateway(fake)
+    other = with_gateway(app, real)
+    other_counts: dict[str, int] = {}
+
+    def other_scheduler() -> None:
+        for key, value in send_outbox(other, clock.now).items():
+            other_counts[key] = other_counts.get(key, 0) + value
+
+    bodies = [f"Text {n:02d}" for n in range(12)]
+    for n, body in enumerate(bodies):
+        queue(other, demo, body, clock, patient=n % 3)
+    slow = SlowGateway(real, clock, seconds=LEASE.total_seconds() * 0.4, meanwhile=other_scheduler)
+    busy = with_gateway(app, slow)
+
+    counts = send_outbox(busy, clock.now)  # 12 sends: almost five leases long
+    assert counts == {"sent": 12, "failed": 0}
+    assert other_counts.get("sent", 0) == 0 and "requeued" not in other_counts
+    assert sorted(bodies_at(fake)) == bodies
+    with transaction(busy.engine, read_only=True) as session:
+        assert {m.attempts for m in session.exec(select(Message))} == {1}
+
+
+def test_a_holder_stalled_past_its_lease_cannot_hand_over_a_text_taken_over_meanwhile(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """Stalled between claim and hand-over (a long GC pause, a frozen VM): another scheduler
+    takes the text over and sends it; the stalled one's hand-over then fails its token."""
+    real = twilio_gateway(fake)
+    other = with_gateway(app, real)
+    message_id = queue(other, demo, "Q1/9 Little interest?", clock)
+    taken_over: dict[str, int] = {}
+
+    class StallingPacer:
+        def wait(self) -> float:
+            clock.advance(seconds=2 * LEASE.total_seconds())
+            taken_over.update(send_outbox(other, clock.now))
+            return 0.0
+
+    stalled = with_gateway(app, real)
+    counts = send_outbox(stalled, clock.now, pacer=StallingPacer())  # type: ignore[arg-type]
+    assert taken_over == {"sent": 1, "failed": 0, "requeued": 1}
+    assert counts == {"sent": 0, "failed": 0, "settled_elsewhere": 1}
+    assert bodies_at(fake) == ["Q1/9 Little interest?"]
+    assert row(stalled, message_id).attempts == 1
+
+
+def test_a_holder_stalled_after_its_hand_over_is_found_and_never_resent(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """Stalled after recording its hand-over, before the request left: the scheduler that
+    takes over looks the text up, finds nothing yet and waits; the stalled one's SID,
+    when it comes, is recorded although its claim was lost."""
+    real = twilio_gateway(fake)
+    other = with_gateway(app, real)
+    message_id = queue(other, demo, "Q2/9 Feeling down?", clock)
+    seen: dict[str, int] = {}
+    slow = SlowGateway(
+        real,
+        clock,
+        seconds=2 * LEASE.total_seconds(),
+        meanwhile=lambda: seen.update(send_outbox(other, clock.now)),
+    )
+    stalled = with_gateway(app, slow)
+    assert send_outbox(stalled, clock.now) == {"sent": 1, "failed": 0}
+    assert seen == {"sent": 0, "failed": 0, "unconfirmed": 1}
+    (at_twilio,) = fake.messages()
+    recorded = row(stalled, message_id)
+    assert (recorded.provider_sid, recorded.claim_token) == (at_twilio["sid"], None)
+
+    for later in (SETTLE, 2 * SETTLE):  # nothing is left to settle, so nothing is resent
+        assert send_outbox(other, clock.now + later) == {"sent": 0, "failed": 0}
+    assert len(fake.messages()) == 1
+
+
+def test_a_lookup_that_finds_nothing_proves_nothing_until_twilios_list_has_caught_up(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """Twilio's list may lag behind a create: the lookup at the lease's end misses the text,
+    and the text is not resent; the lookup once the list must show it finds it."""
+    fake.behave(list_delay=OutboxSettings.lookup_delay_seconds * 0.75)  # > a lease
+    real = twilio_gateway(fake)
+    crashing = with_gateway(app, CrashAfterSend(real))
+    message_id = queue(crashing, demo, "Q3/9 Trouble sleeping?", clock)
+    handed_over = clock.now
+    with pytest.raises(SimulatedCrash):
+        send_outbox(crashing, clock.now)
+    (at_twilio,) = fake.messages()
+
+    rt = with_gateway(app, real)
+    clock.advance(seconds=LEASE.total_seconds())
+    assert reconcile_in_flight(rt, clock.now) == {"unconfirmed": 1}
+    assert send_outbox(rt, clock.now) == {"sent": 0, "failed": 0}
+    clock.now = handed_over + SETTLE
+    assert reconcile_in_flight(rt, clock.now) == {"recovered": 1}
+    assert row(rt, message_id).provider_sid == at_twilio["sid"]
+    assert len(fake.requests("create")) == 1
+
+
+def test_an_attempt_that_never_reached_twilio_is_not_counted(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    """Twilio unreachable (no connection made) for longer than SMS_MAX_ATTEMPTS tries: the
+    text waits, it is not given up, and it goes once Twilio answers again."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]  # nothing listens there once closed
+    unreachable = with_gateway(
+        app,
+        TwilioGateway(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            api_url=f"http://127.0.0.1:{closed_port}",
+            timeout=GATEWAY_TIMEOUT,
+        ),
+    )
+    message_id = queue(unreachable, demo, "Hello from the surgery", clock)
+    for _ in range(OutboxSettings.max_attempts + 2):
+        assert send_outbox(unreachable, clock.now) == {"sent": 0, "failed": 0, "retrying": 1}
+        waiting = row(unreachable, message_id)
+        assert (waiting.status, waiting.attempts, waiting.handed_over_at) == ("queued", 0, None)
+        clock.now = waiting.next_attempt_at
+
+    rt = with_gateway(app, twilio_gateway(fake))
+    assert send_outbox(rt, clock.now) == {"sent": 1, "failed": 0}
+    assert row(rt, message_id).attempts == 1
+    assert bodies_at(fake) == ["Hello from the surgery"]
+
+
+def test_claims_are_sized_to_the_pace_and_leased_from_the_moment_of_each_claim(
+    app: Flask, fake: Fake, demo: Demo, clock: Clock
+) -> None:
+    rt = with_gateway(app, twilio_gateway(fake), SMS_MAX_PER_SECOND=2)
+    settings = OutboxSettings(**rt.settings.delivery())
+    assert settings.batch_size(paced=True) == 2
+    assert settings.batch_size(paced=False) == settings.batch_size(paced=True) * 100
+    leases: list[tuple[datetime, datetime]] = []
+
+    class WatchingPacer:
+        """Each wait is half a second on the test's clock; notes each text's lease as it goes."""
+
+        def wait(self) -> float:
+            clock.advance(seconds=0.5)
+            with transaction(rt.engine, read_only=True) as session:
+                for message in session.exec(
+                    select(Message).where(col(Message.claim_token).is_not(None))
+                ):
+                    leases.append((clock.now, message.claimed_until))
+            return 0.5
+
+    for n in range(5):
+        queue(rt, demo, f"Text {n}", clock, patient=n % 3)
+    start = clock.now
+    assert send_outbox(rt, clock.now, pacer=WatchingPacer())["sent"] == 5  # type: ignore[arg-type]
+    # Every lease seen was taken or renewed at most a quarter of a lease (and one pacing
+    # interval) before that moment: none ages while its holder works through the batch.
+    oldest = LEASE / 4 + timedelta(seconds=0.5)
+    assert len(leases) >= 5
+    assert all(now + LEASE - oldest <= until <= now + LEASE for now, until in leases)
+    assert clock.now - start == timedelta(seconds=2.5)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
+from typing import Any
 
 import pytest
+import structlog
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import col, select
 
 from bot.services.demo import DEMO_SMS_NUMBER, Demo
 from bot.services.dispatch import dispatch_due
+from bot.services.outbox import send_outbox
 from bot.services.runtime import Runtime
-from bot.sms.gateway import Sent
+from bot.sms.gateway import SendError, Sent
 from bot.store.db import transaction
 from bot.store.models import Invitation, Message, Patient, ResultRecord
 from tests.service.conftest import Clock
@@ -301,3 +305,211 @@ def test_opting_out_cancels_texts_still_waiting_in_the_outbox(
         stored = session.get(Patient, patient.id)
     assert [m.status for m in opening] == ["canceled", "canceled"]
     assert stored is not None and stored.opted_out
+
+
+# -- reports that arrive before the SID is recorded ----------------------------------------
+
+
+def report_path(message_id: str) -> str:
+    """The status callback URL the Twilio gateway gives each text: it names the text."""
+    return f"{STATUS}?message_id={message_id}"
+
+
+def report(client: FlaskClient, message_id: str, sid: str, status: str, **kwargs: Any) -> None:
+    response = post_signed(client, report_path(message_id), status_params(sid, status, **kwargs))
+    assert response.status_code == 204, response.data
+
+
+@dataclasses.dataclass
+class ReportsFirstGateway:
+    """Twilio as fake-twilio plays it: every report reaches us before the create answers."""
+
+    client: FlaskClient
+    statuses: tuple[str, ...] = ("queued", "sent", "delivered")
+    name: str = "reports-first"
+
+    def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
+        sid = new_sid()
+        for status in self.statuses:
+            report(self.client, message_id, sid, status)
+        return Sent(provider_sid=sid, status="queued")
+
+
+def outbound_texts(rt: Runtime, patient_id: str) -> list[Message]:
+    with transaction(rt.engine, read_only=True) as session:
+        return list(
+            session.exec(
+                select(Message)
+                .where(Message.patient_id == patient_id)
+                .where(Message.direction == "outbound")
+                .order_by(col(Message.created_at), col(Message.position))
+            ).all()
+        )
+
+
+def test_reports_that_arrive_before_the_sid_is_recorded_still_reach_their_text(
+    app: Flask, client: FlaskClient, clock: Clock, demo: Demo
+) -> None:
+    """The issue's dropped reports: each is matched by the text's id in its callback URL,
+    and the create's later "queued" never pulls a delivered text back."""
+    rt = dataclasses.replace(app.extensions["prombot.runtime"], gateway=ReportsFirstGateway(client))
+    app.extensions["prombot.runtime"] = rt
+    questionnaire = start_questionnaire(client, rt, clock, demo)
+    texts = outbound_texts(rt, questionnaire.patient_id)
+    assert len(texts) == 2
+    for text in texts:
+        assert text.provider_sid is not None
+        assert (text.status, text.claim_token, text.handed_over_at) == ("delivered", None, None)
+        assert text.attempts == 1
+
+
+def test_a_report_for_a_text_in_doubt_records_its_sid_so_it_is_never_sent_again(
+    app: Flask, client: FlaskClient, clock: Clock, demo: Demo
+) -> None:
+    class NoAnswer:
+        """Twilio took the text but the answer never came."""
+
+        name = "no-answer"
+
+        def send(self, **kwargs: Any) -> Sent:
+            raise SendError(None, "read timed out", permanent=False, in_doubt=True)
+
+    rt = dataclasses.replace(app.extensions["prombot.runtime"], gateway=NoAnswer())
+    app.extensions["prombot.runtime"] = rt
+    patient = demo.patients[0]
+    with transaction(rt.engine) as session:
+        message = Message(
+            practice_id=patient.practice_id,
+            patient_id=patient.id,
+            direction="outbound",
+            phone=patient.phone,
+            body="Q1/9 Little interest?",
+            status="queued",
+            created_at=clock.now,
+            updated_at=clock.now,
+        )
+        session.add(message)
+        session.flush()
+        message_id = message.id
+    assert send_outbox(rt, clock.now)["in_doubt"] == 1
+
+    sid = new_sid()
+    report(client, message_id, sid, "sent")
+    clock.advance(hours=1)
+    assert send_outbox(rt, clock.now) == {"sent": 0, "failed": 0}  # nothing left to settle
+    (text,) = outbound_texts(rt, patient.id)
+    assert (text.provider_sid, text.status, text.attempts) == (sid, "sent", 1)
+    assert (text.claim_token, text.handed_over_at, text.next_attempt_at) == (None, None, None)
+
+
+def test_a_report_for_a_text_another_scheduler_holds_stops_it_being_handed_over(
+    client: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo
+) -> None:
+    """A claim is revoked by the SID: the holder's hand-over finds its token gone."""
+    patient = demo.patients[1]
+    with transaction(runtime.engine) as session:
+        message = Message(
+            practice_id=patient.practice_id,
+            patient_id=patient.id,
+            direction="outbound",
+            phone=patient.phone,
+            body="Hello again",
+            status="sending",
+            claim_token="f" * 32,
+            claimed_until=clock.now + timedelta(minutes=1),
+            created_at=clock.now,
+            updated_at=clock.now,
+        )
+        session.add(message)
+        session.flush()
+        message_id = message.id
+    sid = new_sid()
+    report(client, message_id, sid, "delivered")
+    (text,) = outbound_texts(runtime, patient.id)
+    assert (text.provider_sid, text.status, text.claim_token) == (sid, "delivered", None)
+
+
+@pytest.mark.parametrize("how", ["altered", "added", "removed", "another_texts"])
+def test_a_report_whose_message_id_was_changed_fails_the_signature(
+    started: Questionnaire, client: FlaskClient, runtime: Runtime, how: str
+) -> None:
+    """The id is in the URL Twilio signs: changing it, adding or removing it breaks the
+    signature, so nobody can attach a report (or a 21610 opt-out) to another text."""
+    intro, question = sent_messages(runtime, started.patient_id)[:2]
+    params = status_params(intro.provider_sid or "", "failed", error_code=21610)
+    signed_for, posted_to = {
+        "altered": (report_path(intro.id), report_path("0" * 32)),
+        "added": (STATUS, report_path(intro.id)),
+        "removed": (report_path(intro.id), STATUS),
+        "another_texts": (report_path(intro.id), report_path(question.id)),
+    }[how]
+    before = snapshot(runtime)
+    response = client.post(
+        posted_to, data=params, headers={"X-Twilio-Signature": sign(signed_for, params)}
+    )
+    assert response.status_code == 403
+    assert snapshot(runtime) == before
+    assert not started.patient().opted_out
+
+
+@pytest.mark.parametrize("message_id", ["", "not-an-id", "A" * 32, "0" * 31, "0" * 33])
+def test_a_report_with_a_malformed_message_id_is_a_400(
+    started: Questionnaire, client: FlaskClient, runtime: Runtime, message_id: str
+) -> None:
+    intro = sent_messages(runtime, started.patient_id)[0]
+    before = snapshot(runtime)
+    path = f"{STATUS}?message_id={message_id}"
+    response = post_signed(client, path, status_params(intro.provider_sid or "", "delivered"))
+    assert response.status_code == 400
+    assert snapshot(runtime) == before
+
+
+def test_a_report_about_a_second_copy_of_a_text_changes_nothing_and_is_logged(
+    started: Questionnaire, client: FlaskClient, runtime: Runtime
+) -> None:
+    intro = sent_messages(runtime, started.patient_id)[0]
+    report(client, intro.id, intro.provider_sid or "", "delivered")
+    before = snapshot(runtime)
+    second = new_sid()
+    with structlog.testing.capture_logs() as logs:
+        report(client, intro.id, second, "delivered")
+    assert snapshot(runtime) == before
+    assert message_by_sid(runtime, intro.provider_sid or "").status == "delivered"
+    (event,) = [e for e in logs if e["event"] == "status.second_copy"]
+    assert (event["message_id"], event["message_sid"], event["recorded_sid"]) == (
+        intro.id,
+        second,
+        intro.provider_sid,
+    )
+
+
+@pytest.mark.parametrize(
+    ("history", "final"),
+    [
+        (["queued", "sent", "delivered"], "delivered"),
+        (["delivered", "sent", "queued"], "delivered"),  # out of order: never backwards
+        (["sent", "undelivered", "delivered"], "undelivered"),  # a final status stays
+        (["sent", "failed", "sent"], "failed"),
+        (["delivered", "read", "sent"], "read"),
+        (["failed", "read"], "failed"),  # only a delivered text can be read
+        (["sent", "read"], "read"),
+    ],
+)
+def test_reports_in_any_order_end_in_the_final_status(
+    started: Questionnaire, client: FlaskClient, runtime: Runtime, history: list[str], final: str
+) -> None:
+    intro = sent_messages(runtime, started.patient_id)[0]
+    for status in history:
+        report(client, intro.id, intro.provider_sid or "", status)
+    assert message_by_sid(runtime, intro.provider_sid or "").status == final
+
+
+def test_a_late_error_code_does_not_land_on_a_text_in_another_state(
+    started: Questionnaire, client: FlaskClient, runtime: Runtime
+) -> None:
+    intro = sent_messages(runtime, started.patient_id)[0]
+    sid = intro.provider_sid or ""
+    report(client, intro.id, sid, "delivered")
+    report(client, intro.id, sid, "undelivered", error_code=30003)
+    stored = message_by_sid(runtime, sid)
+    assert (stored.status, stored.error_code) == ("delivered", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from twilio.rest import Client
 from bot.app import gateway_from_config
 from bot.sms.fake_twilio import FakeTwilio, running
 from bot.sms.gateway import FindsSent, SendError
-from bot.sms.twilio import DEFAULT_VALIDITY_PERIOD, TwilioGateway
+from bot.sms.twilio import DEFAULT_VALIDITY_PERIOD, TwilioGateway, callback_url
 
 ACCOUNT_SID = "AC" + "f" * 32
 AUTH_TOKEN = "gateway-test-auth-token"
@@ -102,7 +103,8 @@ def test_send_creates_the_message_with_callback_and_validity_period(fake: Fake) 
         PRACTICE,
         "Hello from the surgery",
     )
-    assert message["status_callback"] == CALLBACK
+    # Changed by design: the callback names the text, so a report can find it before its SID.
+    assert message["status_callback"] == CALLBACK + "?message_id=" + "m" * 32
     assert message["validity_period"] == 3600
 
 
@@ -301,3 +303,121 @@ def test_gateway_from_config_points_at_twilio_api_url_with_the_public_callback()
     assert gw._client.api.base_url == "http://127.0.0.1:5001"
     with pytest.raises(ValueError):
         gateway_from_config({"SMS_GATEWAY": "carrier-pigeon"})
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        (
+            "https://surgery.example/sms/status",
+            "https://surgery.example/sms/status?message_id=ab12",
+        ),
+        (
+            "https://surgery.example/sms/status?practice=7",
+            "https://surgery.example/sms/status?practice=7&message_id=ab12",
+        ),
+        (
+            "https://surgery.example/sms/status?message_id=forged",
+            "https://surgery.example/sms/status?message_id=ab12",
+        ),
+    ],
+)
+def test_the_callback_url_names_the_text_and_keeps_the_rest(base: str, expected: str) -> None:
+    assert callback_url(base, "ab12") == expected
+
+
+def test_twilio_creates_take_no_idempotency_key_so_a_repeat_is_a_second_text(fake: Fake) -> None:
+    """Why the outbox must look a text up rather than simply ask again."""
+    gw = gateway(fake)
+    first, second = send(gw, "Same words"), send(gw, "Same words")
+    assert first.provider_sid != second.provider_sid
+    assert len(fake.messages()) == 2
+
+
+def test_a_new_text_shows_in_the_list_only_after_the_list_delay_but_can_be_fetched_at_once(
+    fake: Fake,
+) -> None:
+    moment = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    fake.state.clock = lambda: moment
+    fake.behave(list_delay=30)
+    gw = gateway(fake)
+    sent = send(gw, "Not listed yet")
+    client = Client(ACCOUNT_SID, AUTH_TOKEN)
+    client.api.base_url = fake.url
+    assert client.messages(sent.provider_sid).fetch().sid == sent.provider_sid
+
+    def find() -> Any:
+        return gw.find_sent(to=PATIENT, from_=PRACTICE, body="Not listed yet", since=moment)
+
+    assert find() is None
+    moment += timedelta(seconds=30)
+    found = find()
+    assert found is not None and found.provider_sid == sent.provider_sid
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "created", "in_doubt"),
+    [
+        ("429", 20429, False, False),
+        ("500", 20500, False, True),
+        ("503", 20503, False, True),
+        ("timeout_before", None, False, True),
+        ("timeout_after", None, True, True),
+    ],
+)
+def test_random_faults_fail_as_twilio_would_and_say_whether_the_text_was_made(
+    fake: Fake, fault: str, code: int | None, created: bool, in_doubt: bool
+) -> None:
+    fake.behave(faults={"seed": 1, "seconds": 1.5, "create": {fault: 1.0}})
+    with pytest.raises(SendError) as caught:
+        send(gateway(fake, timeout=0.5))
+    assert (caught.value.code, caught.value.in_doubt, caught.value.reached) == (
+        code,
+        in_doubt,
+        True,
+    )
+    (request,) = wait_for(lambda: fake.requests("create"), lambda r: len(r) == 1)
+    assert request["fault"] == fault
+    assert len(fake.messages()) == (1 if created else 0)
+    fake.behave(faults={})
+    assert send(gateway(fake)).provider_sid  # and then it answers again
+
+
+def test_random_faults_are_drawn_at_the_configured_rates_from_a_seed(fake: Fake) -> None:
+    fake.behave(faults={"seed": 5, "create": {"429": 0.2, "503": 0.1}})
+    outcomes = []
+    gw = gateway(fake)
+    for n in range(200):
+        try:
+            send(gw, f"Text {n}")
+            outcomes.append("ok")
+        except SendError as error:
+            outcomes.append(str(error.code))
+    counts = {kind: outcomes.count(kind) for kind in ("ok", "20429", "20503")}
+    assert sum(counts.values()) == 200
+    assert 20 <= counts["20429"] <= 60 and 5 <= counts["20503"] <= 35  # 40 and 20 expected
+    assert len(fake.messages()) == counts["ok"]
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"list_delay": -1},
+        {"faults": {"create": {"429": 0.7, "500": 0.7}}},
+        {"faults": {"create": {"418": 0.1}}},
+        {"faults": {"upload": {"429": 0.1}}},
+        {"faults": {"seconds": 301, "create": {"429": 0.1}}},
+    ],
+)
+def test_fake_twilio_refuses_a_behaviour_it_cannot_follow(fake: Fake, behaviour: dict) -> None:
+    request = urllib.request.Request(
+        fake.url + "/_fake/behaviour",
+        data=json.dumps(behaviour).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _NO_PROXY.open(request, timeout=30)
+    with caught.value as error:
+        assert error.code == 400
+        assert "error" in json.loads(error.read())
