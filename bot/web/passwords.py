@@ -64,7 +64,10 @@ def _forbidden(_exc: Exception):
 @bp.before_app_request
 def _must_change_first():
     """Every staff page sends a member with a one-time password to change it first."""
-    if not request.path.startswith("/staff/") or request.endpoint in OPEN_WHILE_MUST_CHANGE:
+    endpoint = request.endpoint or ""
+    if not request.path.startswith("/staff/") or endpoint in OPEN_WHILE_MUST_CHANGE:
+        return None
+    if endpoint.endswith(".static"):  # a blueprint's style sheets and images
         return None
     if current_user.is_authenticated and getattr(current_user, "must_change_password", False):
         return redirect(url_for("passwords.change"))

@@ -28,23 +28,11 @@ from bot.store.db import transaction
 from bot.store.models import AuditEvent, StaffUser
 from tests.service.alerting import STAFF_PASSWORD, other_practice
 from tests.service.conftest import Clock
+from tests.service.test_staff_views import csrf_token, sign_in
 
 RILEY = "dr.riley@demo.prombot.test"
 ADMIN = "admin@demo.prombot.test"
 NEW_PASSWORD = "marmalade kettle lighthouse"
-SIGN_IN_FAILED = "That e-mail address and password do not match an account."
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, email: str, password: str):
-    page = client.get("/staff/login")
-    data = {"csrf_token": csrf_token(page.text), "email": email, "password": password}
-    return client.post("/staff/login", data=data)
 
 
 def signed_in(app: Flask, email: str, password: str = DEMO_PASSWORD) -> FlaskClient:
