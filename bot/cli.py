@@ -23,7 +23,8 @@ from bot.flows.state import Result
 from bot.instruments import Catalogue, InstrumentFileError, InvalidAnswer, score
 from bot.services.demo import install_demo
 from bot.services.due_work import run_due_work
-from bot.services.enrolment import onboard_practice
+from bot.services.onboarding import NATIONS as PRACTICE_NATIONS
+from bot.services.onboarding import onboard_practice
 from bot.services.runtime import Runtime
 from bot.settings import SettingsError
 from bot.store.migrate import upgrade
@@ -239,15 +240,34 @@ def practice_group() -> None:
 @click.option("--name", required=True)
 @click.option("--sms-number", default=None, help="E.164; the number patients text")
 @click.option("--contact-phone", default=None)
+@click.option(
+    "--nation",
+    type=click.Choice(PRACTICE_NATIONS, case_sensitive=False),
+    default="ENG",
+    show_default=True,
+    help="for bank holidays and crisis signposting",
+)
+@click.option("--admin-email", default=None, help="the first admin's e-mail address (sign-in)")
+@click.option("--admin-name", default=None, help="the first admin's name")
 @click.option("--json", "as_json", is_flag=True)
 def practice_create_command(
-    name: str, sms_number: str | None, contact_phone: str | None, as_json: bool
+    name: str,
+    sms_number: str | None,
+    contact_phone: str | None,
+    nation: str,
+    admin_email: str | None,
+    admin_name: str | None,
+    as_json: bool,
 ) -> None:
     """Onboard a practice: prints its id, SMS number and a new API token (shown once).
 
+    With --admin-email and --admin-name it also creates the practice's first
+    admin and prints their one-time password (shown once, here only: it is
+    never logged), which they must change when they first sign in.
+
     Warns on stderr (and in ``warnings`` with --json) when the practice cannot
     yet be told of an urgent alert (judged with this process's SMTP_URL): a new
-    practice has no staff until they are added through /api/v1/staff.
+    practice has nobody on duty until staff are added.
     """
     try:
         onboarded = onboard_practice(
@@ -255,6 +275,9 @@ def practice_create_command(
             name=name,
             sms_number=sms_number,
             contact_phone=contact_phone,
+            nation=nation,
+            admin_name=admin_name,
+            admin_email=admin_email,
             now=datetime.now(UTC),
         )
     except InputError as exc:
@@ -265,9 +288,13 @@ def practice_create_command(
         "practice_id": practice.id,
         "name": practice.name,
         "sms_number": practice.sms_number,
+        "nation": practice.nation,
         "api_token": onboarded.api_token,
         "warnings": onboarded.warnings,
     }
+    if onboarded.admin_email is not None:
+        data["admin_email"] = onboarded.admin_email
+        data["admin_password"] = onboarded.admin_password
     for warning in data["warnings"]:
         click.echo(f"warning: {warning['message']}", err=True)
     if as_json:
@@ -276,6 +303,12 @@ def practice_create_command(
     click.echo(f"Practice:   {data['name']} ({data['practice_id']})")
     click.echo(f"SMS number: {data['sms_number']}")
     click.echo(f"API token:  {data['api_token']}  (shown once: store it now)")
+    if onboarded.admin_email is not None:
+        click.echo(f"Admin:      {data['admin_email']}")
+        click.echo(
+            f"Password:   {data['admin_password']}  "
+            "(one-time, shown once: they must change it when they first sign in)"
+        )
 
 
 @cli.command("serve")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,6 @@ from bot.schemas.fields import duration_of
 from bot.schemas.patients import PatientCreate
 from bot.schemas.scheduling import ConsultationCreate, ScheduleStep
 from bot.services import audit
-from bot.services.alert_routing import practice_warnings
 from bot.services.protocols import add_default_protocols, in_catalogue, protocol_steps
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
@@ -87,6 +85,7 @@ def create_practice(
     contact_phone: str | None = None,
     contact_email: str | None = None,
     timezone: str = "Europe/London",
+    nation: str = "ENG",
 ) -> Practice:
     """A new practice with the default protocols (its API token is made separately)."""
     name = (name or "").strip()
@@ -103,6 +102,7 @@ def create_practice(
         contact_phone=contact_phone,
         contact_email=contact_email,
         timezone=timezone,
+        nation=nation,
         created_at=now,
     )
     session.add(practice)
@@ -118,40 +118,6 @@ def create_practice(
         now=now,
     )
     return practice
-
-
-@dataclass(frozen=True)
-class Onboarded:
-    """A new practice, its first API token (shown once) and what it still lacks."""
-
-    practice: Practice
-    api_token: str
-    warnings: list[dict[str, str]]
-
-
-def onboard_practice(
-    rt: Runtime,
-    *,
-    name: str,
-    now: datetime,
-    sms_number: str | None = None,
-    contact_phone: str | None = None,
-) -> Onboarded:
-    """A new practice and its first API token. Without an SMS number the first unused
-    Ofcom drama number is taken, for trying prombot out. The warnings say when the
-    practice cannot yet be told of an urgent alert (a new practice has no staff)."""
-    with transaction(rt.engine) as session:
-        if sms_number is None:
-            used = set(session.exec(select(Practice.sms_number)).all())
-            sms_number = next((n for n in DRAMA_SMS_NUMBERS if n not in used), None)
-            if sms_number is None:
-                raise InputError("sms_number", "no free demo numbers left: give an sms_number")
-        practice = create_practice(
-            session, name=name, sms_number=sms_number, contact_phone=contact_phone, now=now
-        )
-        token = new_api_token(session, practice, now=now)
-        warnings = practice_warnings(session, practice, rt.config)
-    return Onboarded(practice=practice, api_token=token, warnings=warnings)
 
 
 def create_patient(

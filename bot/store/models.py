@@ -70,6 +70,9 @@ class StaffUser(SQLModel, table=True):
     on_duty: bool = Field(default=False, description="gets urgent alerts at once")
     escalation_contact: bool = Field(default=False, description="gets unacknowledged alerts")
     mobile: str | None = Field(default=None, max_length=16)
+    must_change_password: bool = Field(
+        default=False, description="a one-time password: every staff page asks for a new one"
+    )
     created_at: datetime = _when()
 
 

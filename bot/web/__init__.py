@@ -17,3 +17,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(simulator.bp)
     app.register_blueprint(staff.bp)
     staff.init_app(app)
+    from bot.web import passwords  # one's own password, an admin's reset, must-change
+
+    app.register_blueprint(passwords.bp)

@@ -119,6 +119,7 @@ class StaffPrincipal:
         self.practice_id = practice.id
         self.practice_name = practice.name
         self.timezone = practice.timezone
+        self.must_change_password = user.must_change_password  # see bot/web/passwords.py
         self._session_id = f"{user.id}.{staff_sign_in.password_tag(user.password_hash)}"
 
     def get_id(self) -> str:
@@ -173,7 +174,7 @@ class LoginLimiter:
 
 class LoginForm(FlaskForm):
     email = StringField("E-mail address", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     submit = SubmitField("Sign in")
 
 
