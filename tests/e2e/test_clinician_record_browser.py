@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tests.e2e.browser import chromium_page, sync_api
 from tests.e2e.conftest import Server, new_patient
@@ -103,6 +104,14 @@ def test_a_clinician_sees_the_trend_the_change_the_words_copies_and_reads_the_tr
         newest.get_by_role("button", name="Copy").click()
         expect(newest.locator(".copy-status")).to_contain_text("Copied")
         assert page.evaluate("navigator.clipboard.readText()") == text
+
+        # Screenshots for review at desktop and phone widths.
+        shots = Path("build/screenshots")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "clinician-record-desktop.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(chart).to_be_visible()
+        page.screenshot(path=str(shots / "clinician-record-phone.png"), full_page=True)
 
         # The transcript: every text, its direction and delivery state.
         page.get_by_role("link", name=re.compile("transcript")).click()

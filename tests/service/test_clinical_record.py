@@ -79,6 +79,9 @@ def test_the_page_shows_missing_answers_and_the_copy_block(
     assert "SNOMED CT 720433000 |Patient Health Questionnaire Nine Item score| = 15" in page.text
     assert "&ldquo;more than half&rdquo;" in page.text
     assert 'src="/static/copy.js"' in page.text
+    # Without JavaScript: the block is read-only selectable text and the button stays hidden.
+    assert "readonly>SNOMED CT 720433000" in page.text
+    assert page.text.count("hidden>Copy</button>") == 2
     assert "style=" not in page.text.split("</head>")[1]
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
 
