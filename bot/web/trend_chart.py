@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 from bot.instruments.schema import Instrument
 
 WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 44, 150, 16, 48
+LEFT, RIGHT, TOP, BOTTOM = 44, 180, 16, 48
 # NHS.UK palette: pale to darker greys-blues; the line is NHS blue
 BAND_FILLS = ("#f0f4f5", "#e8edee", "#d8dde0", "#c5cdd2", "#aeb7bd", "#9aa5ab")
 LINE = "#005eb8"
