@@ -11,6 +11,9 @@ patient is a 404 on both pages.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -113,3 +116,10 @@ def test_another_practices_patient_is_not_found_on_either_page(
         response = client.get(path)
         assert response.status_code == 404, path
         assert other.patient.name not in response.text
+
+
+def test_a_result_is_dated_in_the_practices_time_zone() -> None:
+    # 23:30 UTC on 1 June is 00:30 on 2 June in London: the GP record must say 2 June.
+    moment = datetime(2026, 6, 1, 23, 30, tzinfo=UTC)
+    assert clinical_record._day(moment, ZoneInfo("Europe/London")) == date(2026, 6, 2)
+    assert clinical_record._day(moment, ZoneInfo("UTC")) == date(2026, 6, 1)
