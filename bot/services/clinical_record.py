@@ -16,7 +16,7 @@ first scored result) to latest, classified the same way.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -27,10 +27,11 @@ from bot.instruments.change import Change, Scored, classify
 from bot.instruments.record_summary import Previous, record_text
 from bot.instruments.scoring import applicable
 from bot.instruments.wording import band_label, flag_reason, option_words
+from bot.services import queries
 from bot.services.enrolment import get_patient
 from bot.services.queries import _practice, _read
 from bot.services.runtime import Runtime
-from bot.store.models import Alert, Answer, Invitation, Message, Patient, Practice, ResultRecord
+from bot.store.models import Answer, Invitation, Patient, Practice, ResultRecord
 
 # What a text's stored status means to a clinician (the provider's words vary)
 DELIVERY_STATES = {
@@ -140,7 +141,6 @@ class ClinicalRecord:
     """Not yet sent or still being answered, soonest first."""
     recent: list[FollowUp]
     """Finished, expired or cancelled, newest first."""
-    alerts: list[Alert] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -192,12 +192,6 @@ def clinical_record(
             .where(Invitation.patient_id == person.id)
             .order_by(col(Invitation.due_at), col(Invitation.id))
         ).all()
-        alerts = session.exec(
-            select(Alert)
-            .where(Alert.practice_id == practice.id)
-            .where(Alert.patient_id == person.id)
-            .order_by(col(Alert.created_at).desc(), col(Alert.id))
-        ).all()
 
         def follow_up(i: Invitation) -> FollowUp:
             title = (
@@ -213,7 +207,6 @@ def clinical_record(
             trends=[_trend(catalogue[k], v) for k, v in trends.items()],
             pending=pending,
             recent=recent[:RECENT_FOLLOW_UPS],
-            alerts=list(alerts),
         )
 
 
@@ -222,28 +215,18 @@ def transcript(rt: Runtime, practice_id: str, patient_id: str, *, limit: int = 1
     with _read(rt) as session:
         practice = _practice(session, practice_id)
         person = get_patient(session, practice, patient_id)
-        rows = session.exec(
-            select(Message)
-            .where(Message.practice_id == practice.id)
-            .where(Message.patient_id == person.id)
-            .order_by(
-                col(Message.created_at).desc(),
-                col(Message.direction).desc(),
-                col(Message.position).desc(),
-            )
-            .limit(limit)
-        ).all()
-        lines = [
-            TranscriptLine(
-                direction=m.direction,
-                body=m.body,
-                at=(m.sent_at or m.created_at) if m.direction == "outbound" else m.created_at,
-                state=DELIVERY_STATES.get(m.status, m.status),
-                error_code=m.error_code,
-            )
-            for m in reversed(rows)
-        ]
-        return Transcript(practice, person, lines)
+    rows = queries.messages_of(rt, practice, person.id, limit=limit)
+    lines = [
+        TranscriptLine(
+            direction=m.direction,
+            body=m.body,
+            at=(m.sent_at or m.created_at) if m.direction == "outbound" else m.created_at,
+            state=DELIVERY_STATES.get(m.status, m.status),
+            error_code=m.error_code,
+        )
+        for m in rows
+    ]
+    return Transcript(practice, person, lines)
 
 
 def _replies(session: Session, invitation_ids: list[str]) -> dict[str, dict[str, str]]:
