@@ -214,6 +214,23 @@ class Codes(_Model):
     snomed_total_display: str | None = None
 
 
+class ChangeRules(_Model):
+    """How much a change between two totals means, from a published definition.
+
+    ``reliable_change`` is the smallest change (on ``scale``) that counts as
+    reliable; ``caseness_min`` the lowest total that is a clinical case, for
+    recovery (from caseness at baseline to below it). Applied by
+    ``bot/instruments/change.py``; thresholds and sources in docs/scoring.md.
+    """
+
+    scale: Literal["total", "percentage"] = "total"
+    reliable_change: int = Field(ge=1)
+    higher_is_better: bool = False
+    caseness_min: int | None = None
+    source: str = Field(min_length=1)
+    checked: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="date the source was checked")
+
+
 class Continuation(_Model):
     """Go straight on to a fuller instrument when this one screens positive.
 
@@ -242,6 +259,7 @@ class Instrument(_Model):
     minimal_important_change_source: str | None = None
     codes: Codes = Codes()
     continuation: Continuation | None = None
+    change: ChangeRules | None = None
 
     # -- derived views -------------------------------------------------------
 
@@ -362,6 +380,7 @@ class Instrument(_Model):
             if flag.immediate and (flag.when.bands() or _reads_total(flag.when)):
                 problems.append(f"flag {flag.id!r} is immediate but needs the total")
         problems += self._check_safety_items()
+        problems += self._check_change()
         problems += self._check_text()
         problems += self._check_loinc_answers()
         if problems:
@@ -428,6 +447,24 @@ class Instrument(_Model):
             values = {o.value for o in self.option_sets[item.options].options}
             if set(item.loinc_answers) != values:
                 problems.append(f"item {item.id!r} has LOINC answers for other values")
+        return problems
+
+    def _check_change(self) -> list[str]:
+        rules = self.change
+        if rules is None:
+            return []
+        problems = []
+        low, high = self.total_range
+        if rules.scale == "percentage" and not self.scoring.percentage_multiplier:
+            problems.append("change is on the percentage scale but scoring has no percentage")
+        multiplier = self.scoring.percentage_multiplier or 1
+        span = (high - low) * (multiplier if rules.scale == "percentage" else 1)
+        if rules.reliable_change > span:
+            problems.append(f"change.reliable_change {rules.reliable_change} exceeds the range")
+        if rules.caseness_min is not None and not low < rules.caseness_min <= high:
+            problems.append(f"change.caseness_min {rules.caseness_min} is outside the totals")
+        if rules.caseness_min is not None and rules.higher_is_better:
+            problems.append("change.caseness_min is defined only where a higher total is worse")
         return problems
 
     def _check_bands(self) -> list[str]:

@@ -45,10 +45,10 @@ from wtforms.validators import DataRequired, Length
 from bot.errors import NotFound
 from bot.instruments import Catalogue
 from bot.schemas.records import ResultOut
-from bot.services import alert_reach, queries, staff_sign_in
+from bot.services import alert_reach, clinical_record, queries, staff_sign_in
 from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
 from bot.store.models import Invitation, Practice, StaffUser
-from bot.web import context
+from bot.web import context, patient_page
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 login_manager = LoginManager()
@@ -203,7 +203,7 @@ def _private(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     return response
@@ -439,4 +439,16 @@ def patient(patient_id: str):
         patient=record.patient,
         results=results,
         alerts=record.alerts,
+        **patient_page.context(
+            context.runtime(), context.runtime().catalogue, current_user.practice_id, patient_id
+        ),
+    )
+
+
+@bp.get("/patients/<patient_id>/transcript")
+@login_required
+def patient_transcript(patient_id: str):
+    found = clinical_record.transcript(context.runtime(), current_user.practice_id, patient_id)
+    return render_template(
+        "staff/transcript.html", practice=found.practice, patient=found.patient, lines=found.lines
     )
