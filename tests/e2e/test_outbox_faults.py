@@ -18,7 +18,6 @@ recorded status is its last delivery report. The deadline bounds the wait.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ import pytest
 from tests.dbs import postgres_admin_url
 from tests.e2e.outbox_faults import fault_plan, run
 
-DEADLINE = 600  # seconds: a bound on the run, never an expectation of its speed
+DEADLINE = 1200  # seconds: a bound on the run, never an expectation of its speed
 CREATE_FAULTS = ("429", "500", "503", "timeout_before", "timeout_after")
 
 
@@ -38,7 +37,7 @@ def test_two_schedulers_killed_again_and_again_with_twilio_failing_send_each_tex
     if backend == "postgresql" and postgres_admin_url() is None:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
     plan = fault_plan(invitations=500, kills=20)
-    outcome, settled = run(backend, tmp_path, plan, deadline=time.monotonic() + DEADLINE)
+    outcome, settled = run(backend, tmp_path, plan, seconds=DEADLINE)
     report = f"{outcome.summary()}\n(logs: {tmp_path})"
 
     assert settled, report
