@@ -8,10 +8,12 @@ driven from this process over real sockets:
   and answers with twilio's ``MessagingResponse`` (no database, no signature).
 - **prombot** on SQLite (a WAL file) and on PostgreSQL (a database of its own,
   ANALYZEd after seeding, as autovacuum would): the demo practice and
-  400 patients (``patients``) on Ofcom drama numbers, each with a PHQ-9 started, so
-  every request is a valid answer to the question the patient was asked: a
-  new ``MessageSid`` each time, signed with twilio's ``RequestValidator``,
-  patients taken in turn so no patient has two texts in flight.
+  patients on Ofcom drama numbers (400 for the closed loop, and enough for
+  the open loop's requests), each with a PHQ-9 started, so every request is
+  a valid answer to the question the patient was asked: a new ``MessageSid``
+  each time, signed with twilio's ``RequestValidator``, patients taken in
+  turn so that (unless the server falls seconds behind) no patient has two
+  texts in flight.
 
 Two figures per server:
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import platform
 import secrets
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,11 +132,14 @@ def percentile(values: list[float], p: float) -> float:
 
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     ok = [o for o in outcomes if o.status == 200]
-    latencies = [o.latency for o in ok] or [float("nan")]
+    # a request that failed or timed out counts with the time it took to fail
+    latencies = [o.latency for o in outcomes] or [float("nan")]
     return {
         "requests": len(outcomes),
         "ok": len(ok),
         "errors": len(outcomes) - len(ok),
+        # by status; 0: no answer (refused, reset, or not within REQUEST_TIMEOUT)
+        "statuses": dict(sorted(Counter(str(o.status) for o in outcomes).items())),
         "replies_with_a_question": len([o for o in ok if o.question]),
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "p90_ms": round(percentile(latencies, 90) * 1000, 1),
@@ -385,15 +392,22 @@ def postgres_database(admin_url: str) -> Iterator[str | None]:
 
 
 def measure(
-    port: int, payloads: Iterator[bytes], *, duration: float, warmup: float, rate: float
+    port: int,
+    payloads: Iterator[bytes],
+    open_payloads: Iterator[bytes],
+    *,
+    duration: float,
+    warmup: float,
+    rate: float,
 ) -> dict[str, Any]:
-    """Open loop first (its requests are counted out), then closed loop until time or answers
-    run out (the rate is taken over the time it ran)."""
+    """Closed loop, then open loop, each with its own patients (``payloads`` gives the closed
+    loop's, ``open_payloads`` the open loop's): the closed loop leaves at most its clients'
+    requests in flight, whereas an open loop the server cannot keep up with leaves a queue."""
     started = time.monotonic()
-    opened = asyncio.run(open_loop(port, payloads, rate=rate, duration=duration))
     closed = asyncio.run(
         closed_loop(port, payloads, concurrency=CONCURRENCY, duration=duration, warmup=warmup)
     )
+    opened = asyncio.run(open_loop(port, open_payloads, rate=rate, duration=duration))
     print(f"  measured in {time.monotonic() - started:.0f} s", flush=True)
     return {"closed_loop": closed, "open_loop": opened}
 
@@ -413,7 +427,9 @@ def run(
         or os.environ.get("TEST_DATABASE_URL")
         or DEFAULT_ADMIN_URL
     )
-    phones = PATIENTS[:patients]
+    # the open loop's requests come from patients of their own, enough for all of them
+    open_patients = math.ceil(rate * duration / len(ANSWERS))
+    phones = PATIENTS[: open_patients + patients]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="prombot-bench-") as tmp:
         folder = Path(tmp)
@@ -428,7 +444,12 @@ def run(
         print(f"webhook: baseline (bare Flask TwiML, {worker_processes} workers) ...", flush=True)
         with gunicorn("bench.bare_app:create_app()", port, env, folder):
             results["baseline"] = measure(
-                port, bare_requests(port), duration=duration, warmup=warmup, rate=rate
+                port,
+                bare_requests(port),
+                bare_requests(port),
+                duration=duration,
+                warmup=warmup,
+                rate=rate,
             )
 
         backends: list[tuple[str, contextlib.AbstractContextManager[str | None]]] = [
@@ -456,7 +477,8 @@ def run(
                 with gunicorn("bot.app:create_app()", port, server_env, folder):
                     results[backend] = measure(
                         port,
-                        signed_answers(port, to, phones),
+                        signed_answers(port, to, phones[open_patients:]),
+                        signed_answers(port, to, phones[:open_patients]),
                         duration=duration,
                         warmup=warmup,
                         rate=rate,
