@@ -436,9 +436,9 @@ def run(
         env = _base_env(folder)
         if workers is not None:
             env["WEB_CONCURRENCY"] = str(workers)
-        from bot.gunicorn_conf import usable_cpus, worker_count
+        from bot import gunicorn_conf  # the workers it gives under this environment
 
-        worker_processes = workers or worker_count(usable_cpus())
+        worker_processes = workers or gunicorn_conf.workers
 
         port = free_port()
         print(f"webhook: baseline (bare Flask TwiML, {worker_processes} workers) ...", flush=True)

@@ -116,7 +116,8 @@ def test_gunicorns_own_messages_lose_the_query_string(
     assert "GET /x?... HTTP/1.1" in text
     assert DRAMA_NUMBER not in text
     assert "7700900123" not in text
-    logging.getLogger("gunicorn.error").handlers.clear()
+    for name in ("gunicorn.error", "gunicorn.access"):
+        logging.getLogger(name).handlers.clear()
 
 
 # -- docker-compose.yml ---------------------------------------------------------------------
