@@ -126,7 +126,7 @@ class Client:
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile of ``values`` (not empty)."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
