@@ -62,7 +62,7 @@ ANSWERS = ["1", "2", "0", "Several days", "1", "0", "2", "1", "0"]
 CONCURRENCY = 16
 RATE = 100.0
 REQUEST_TIMEOUT = 30.0
-START_TIMEOUT = 90.0
+START_TIMEOUT = 180.0
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -227,7 +227,9 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, port: int, env: dict[str, str], folder: Path) -> Iterator[None]:
+def gunicorn(
+    app: str, port: int, env: dict[str, str], folder: Path, workers: int
+) -> Iterator[None]:
     """gunicorn with bot/gunicorn_conf.py serving ``app`` on 127.0.0.1:``port``."""
     env = {**env, "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
     binary = Path(sys.executable).with_name("gunicorn")
@@ -242,7 +244,12 @@ def gunicorn(app: str, port: int, env: dict[str, str], folder: Path) -> Iterator
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(port):
+
+        def ready() -> bool:  # every worker has loaded the app (bot/gunicorn_conf.py says so)
+            booted = log.read_text(errors="replace").count("Worker ready (pid:")
+            return booted >= workers and _answers(port)
+
+        while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-3000:]
                 raise SystemExit(f"gunicorn {app} did not start:\n{tail}")
@@ -442,7 +449,7 @@ def run(
 
         port = free_port()
         print(f"webhook: baseline (bare Flask TwiML, {worker_processes} workers) ...", flush=True)
-        with gunicorn("bench.bare_app:create_app()", port, env, folder):
+        with gunicorn("bench.bare_app:create_app()", port, env, folder, worker_processes):
             results["baseline"] = measure(
                 port,
                 bare_requests(port),
@@ -474,7 +481,7 @@ def run(
                     "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 }
                 print(f"webhook: prombot on {backend}: measuring ...", flush=True)
-                with gunicorn("bot.app:create_app()", port, server_env, folder):
+                with gunicorn("bot.app:create_app()", port, server_env, folder, worker_processes):
                     results[backend] = measure(
                         port,
                         signed_answers(port, to, phones[open_patients:]),

@@ -91,6 +91,11 @@ class PrivateLogger(glogging.Logger):
             self.error_log.addFilter(_NoQueryStrings())
 
 
+def post_worker_init(worker: Any) -> None:
+    """One line once a worker has loaded the app and can take requests."""
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+
 _settings = load_settings()
 
 wsgi_app = "bot.app:create_app()"

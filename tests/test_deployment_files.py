@@ -229,3 +229,19 @@ def test_the_image_runs_gunicorn_as_a_user_without_privileges() -> None:
     assert user.split()[1] not in ("root", "0")
     cmd = [step for step in runtime if step.startswith("CMD ")][-1]
     assert json.loads(cmd.removeprefix("CMD ")) == processes.command("web")
+
+
+def test_each_worker_says_when_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line per worker once it has loaded the app (the webhook bench waits for them all)."""
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: object) -> None:
+            lines.append(message % args)
+
+    class Worker:
+        pid = 4242
+        log = Log()
+
+    gunicorn_conf(monkeypatch).post_worker_init(Worker())
+    assert lines == ["Worker ready (pid: 4242)"]
