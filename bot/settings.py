@@ -31,6 +31,7 @@ SHOWN_DEFAULTS = {  # defaults that are not a value: what happens instead
     "twilio_account_sid": "demo values that work with `fake-twilio`",
     "twilio_auth_token": "demo values that work with `fake-twilio`",
     "smtp_url": "none: e-mail alerts off",
+    "web_concurrency": "2 x CPU cores + 1, at most 8",
 }
 DEMO_AUTH_TOKEN = "prombot-demo-auth-token"
 
@@ -104,6 +105,12 @@ class Settings(BaseSettings):
         ge=16_384,
         le=104_857_600,
         description="the largest request body accepted (413 above it)",
+    )
+    web_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="gunicorn worker processes in production (`bot/gunicorn_conf.py`)",
     )
     sms_max_per_second: float = Field(
         10.0, ge=0, le=1000, description="outbound pacing per sending process (0: unpaced)"
