@@ -389,7 +389,10 @@ def test_behind_a_proxy_the_client_address_is_the_forwarded_one_for_that_many_ho
 
 def _fake_assets(root) -> None:
     for path, text in {
-        "nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.css": "body{}",
+        "nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.css": (
+            "html{font-family:Frutiger W01,arial}@font-face{font-family:Frutiger W01;"
+            'src:url(https://assets.nhs.uk/fonts/F.woff2) format("woff2")}body{margin:0}'
+        ),
         "nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.js": "export{}",
         "nhsuk-frontend/dist/nhsuk/index.scss": "$x: 1;",
         "nhsuk-frontend/dist/nhsuk/components/button/template.njk": "{{ x }}",
@@ -431,6 +434,9 @@ def test_only_the_packages_built_files_are_served_from_the_assets_folder(
                 assert response.status_code == 200, path
                 assert response.mimetype == kind, path
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
+        # The stylesheet, without the typeface it would fetch from another site (CSP: self).
+        css = client.get("/assets/nhsuk/nhsuk-frontend.min.css").text
+        assert css == "html{font-family:Frutiger W01,arial}body{margin:0}"
         for path in [
             "/assets/nhsuk/index.scss",  # sources
             "/assets/nhsuk/components/button/template.njk",  # subfolders
