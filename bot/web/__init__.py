@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from bot.web import api, assets, fhir_api, health, simulator, staff, webhook
+    from bot.web import api, assets, fhir_api, health, patients, simulator, staff, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
@@ -17,5 +17,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(simulator.bp)
     app.register_blueprint(staff.bp)
     staff.init_app(app)
+    app.register_blueprint(patients.bp)
     app.register_blueprint(assets.bp)
     assets.init_app(app)

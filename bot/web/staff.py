@@ -286,10 +286,16 @@ class LogoutForm(FlaskForm):
 # -- plumbing ------------------------------------------------------------------------------
 
 
-@bp.before_request
-def _check_csrf() -> None:
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        csrf.protect()
+def check_csrf(blueprint: Blueprint) -> None:
+    """Check the CSRF token of every request to ``blueprint`` that is not a read."""
+
+    @blueprint.before_request
+    def _check_csrf() -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()
+
+
+check_csrf(bp)
 
 
 def staff_errors(blueprint: Blueprint) -> None:
