@@ -471,6 +471,7 @@ def test_every_staff_page_satisfies_its_content_security_policy(
         f"/staff/patients/{alex.id}",
         "/staff/logout",
         "/staff/start",
+        "/staff/patients",
     ]:
         page = signed_in.get(path)
         assert page.status_code == 200, path
