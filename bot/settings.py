@@ -32,7 +32,9 @@ SHOWN_DEFAULTS = {  # defaults that are not a value: what happens instead
     "twilio_auth_token": "demo values that work with `fake-twilio`",
     "smtp_url": "none: e-mail alerts off",
     "web_concurrency": "2 x CPU cores + 1, at most 8",
+    "prombot_assets_dir": "`node_modules/` beside the code (filled by `make assets`)",
 }
+CODE_ROOT = Path(__file__).resolve().parent.parent
 DEMO_AUTH_TOKEN = "prombot-demo-auth-token"
 
 
@@ -85,6 +87,11 @@ class Settings(BaseSettings):
     )
     prombot_instance: Path | None = Field(
         None, description="the instance folder (SQLite database, secret key)"
+    )
+    prombot_assets_dir: Path | None = Field(
+        None,
+        description="the npm packages the staff pages use (`nhsuk-frontend`, `htmx.org`); "
+        "only their built files are served, under `/assets/`",
     )
     prombot_log_format: Literal["json", "console"] = Field(
         "console", description="`json` (production) or `console`"
@@ -196,7 +203,7 @@ class Settings(BaseSettings):
             return [part for part in value.split(os.pathsep) if part.strip()]
         return value
 
-    @field_validator("prombot_instance", mode="before")
+    @field_validator("prombot_instance", "prombot_assets_dir", mode="before")
     @classmethod
     def _instance(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -233,6 +240,11 @@ class Settings(BaseSettings):
     def smtp(self) -> SmtpSettings | None:
         """``SMTP_URL`` parsed, or None when alert e-mails are off."""
         return smtp_settings(self.smtp_url)
+
+    @property
+    def assets_dir(self) -> Path:
+        """Where ``npm ci`` put the front-end packages (``PROMBOT_ASSETS_DIR``)."""
+        return self.prombot_assets_dir or CODE_ROOT / "node_modules"
 
     @property
     def secure_cookies(self) -> bool:

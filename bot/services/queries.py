@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from bot.errors import NotFound
@@ -242,6 +242,26 @@ def unreached_urgent_count(rt: Runtime, practice_id: str) -> int:
     """This practice's urgent alerts that have reached nobody (every staff page's banner)."""
     with _read(rt) as session:
         return alert_reach.unreached_count(session, practice_id)
+
+
+@dataclass(frozen=True)
+class HeaderCounts:
+    """What every staff page's header shows: open urgent alerts, and those that reached nobody."""
+
+    open_urgent: int
+    unreached_urgent: int
+
+
+def header_counts(rt: Runtime, practice_id: str) -> HeaderCounts:
+    with _read(rt) as session:
+        open_urgent = session.exec(
+            select(func.count())
+            .select_from(Alert)
+            .where(Alert.practice_id == practice_id)
+            .where(Alert.severity == "urgent")
+            .where(Alert.status == "open")
+        ).one()
+        return HeaderCounts(int(open_urgent), alert_reach.unreached_count(session, practice_id))
 
 
 @dataclass(frozen=True)

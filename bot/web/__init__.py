@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from bot.web import api, fhir_api, health, simulator, staff, webhook
+    from bot.web import api, assets, fhir_api, health, patients, simulator, staff, webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhook.bp)
@@ -20,3 +20,6 @@ def init_app(app: Flask) -> None:
     from bot.web import passwords  # one's own password, an admin's reset, must-change
 
     app.register_blueprint(passwords.bp)
+    app.register_blueprint(patients.bp)
+    app.register_blueprint(assets.bp)
+    assets.init_app(app)

@@ -30,15 +30,15 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFError
 from wtforms import PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo
 
-from bot.errors import InputError, NotFound
+from bot.errors import InputError
 from bot.services import passwords
 from bot.web import context, staff
+from bot.web.roles import ADMIN, ALL_STAFF, requires
 
 bp = Blueprint("passwords", __name__, url_prefix="/staff")
 
@@ -48,12 +48,8 @@ CHANGED = "Your password has been changed. You have been signed out everywhere e
 MUST_CHANGE = "Choose a new password before you go on: the one you signed in with was temporary."
 TOO_MANY = "Too many wrong passwords. Wait a few minutes, then try again."
 
-bp.before_request(staff._check_csrf)
-bp.after_request(staff._private)
-bp.context_processor(staff._unreached_urgent_alerts)
-bp.register_error_handler(CSRFError, staff._csrf_error)
-bp.register_error_handler(NotFound, staff._not_found)
-bp.register_error_handler(404, staff._abort_not_found)
+staff.check_csrf(bp)
+staff.staff_errors(bp)
 
 
 @bp.errorhandler(403)
@@ -94,7 +90,7 @@ class ResetPasswordForm(FlaskForm):
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@login_required
+@requires(*ALL_STAFF)
 def change():
     form = ChangePasswordForm()
     status = 200
@@ -139,7 +135,7 @@ def change():
 
 
 @bp.route("/settings/staff/<staff_id>/password", methods=["GET", "POST"])
-@login_required
+@requires(ADMIN)
 def reset(staff_id: str):
     if current_user.role != "admin":
         abort(403)

@@ -36,9 +36,10 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
@@ -48,7 +49,8 @@ from bot.schemas.records import ResultOut
 from bot.services import alert_reach, clinical_record, queries, staff_sign_in
 from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
 from bot.store.models import Invitation, Practice, StaffUser
-from bot.web import context, patient_page
+from bot.web import context, patient_page, roles
+from bot.web.roles import ALL_STAFF, HEALTH_DATA, public, requires
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 login_manager = LoginManager()
@@ -82,6 +84,27 @@ HISTORY_LABELS = {
     "alert.escalation_unsent": "Due for escalation, but nobody could be told.",
     "alert.acknowledged": "Acknowledged.",
 }
+# The header's navigation, in order: (path, label). An item shows only once its page
+# exists and the signed-in member's role may open it (the page's own guard decides).
+NAVIGATION = (
+    ("/staff/patients", "Patients"),
+    ("/staff/followups", "Follow-ups"),
+    ("/staff/alerts", "Alerts"),
+    ("/staff/reports", "Reports"),
+    ("/staff/settings", "Settings"),
+)
+# Where each role starts: the first of these pages that exists and it may open.
+START_PAGES = {
+    roles.ADMIN: ("/staff/alerts", "/staff/patients"),
+    roles.CLINICIAN: ("/staff/alerts", "/staff/patients"),
+    roles.RECEPTION: ("/staff/patients", "/staff/followups", "/staff/alerts"),
+}
+# What the pages load, all from this server (the content security policy allows no other).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "font-src 'self'; connect-src 'self'; manifest-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 SIGN_IN_FAILED = "That e-mail address and password do not match an account."
 TOO_MANY = "Too many failed sign-ins. Wait a few minutes, then try again."
 
@@ -100,6 +123,76 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "strong"
     login_manager.user_loader(_load_user)
     app.extensions["prombot.login_limiter"] = LoginLimiter()
+    roles.init_app(app)
+    app.add_url_rule("/", "home", home)
+    app.after_request(_security_headers)
+    app.add_template_global(_staff_header, "staff_header")
+    app.add_template_global(_may_open, "may_open")
+
+
+def home():
+    """The site's root: staff to their start page, everyone else to sign in."""
+    if current_user.is_authenticated:
+        return redirect(start_page())
+    return redirect(url_for("staff.login"))
+
+
+def start_page() -> str:
+    """The signed-in member's start page: alerts for clinicians and admins, patients for
+    reception (or the first of its pages that exists)."""
+    for path in START_PAGES.get(current_user.role, ()):
+        endpoint = _endpoint_of(path)
+        if endpoint and roles.allowed(endpoint, current_user.role):
+            return path
+    return url_for("staff.start")
+
+
+def _endpoint_of(path: str) -> str | None:
+    """The endpoint a GET of ``path`` reaches, or None if no page answers there yet."""
+    try:
+        endpoint, _ = current_app.url_map.bind("").match(path, method="GET")
+    except HTTPException:
+        return None
+    return endpoint
+
+
+def _staff_header() -> dict[str, object]:
+    """The header and banner every staff page shows: navigation for this member's role and
+    the practice's urgent alert counts (called by staff/base.html, so only staff pages pay)."""
+    if not current_user.is_authenticated:
+        return {"navigation": [], "open_urgent": 0, "unreached_urgent": 0}
+    counts = queries.header_counts(context.runtime(), current_user.practice_id)
+    navigation = []
+    for path, label in NAVIGATION:
+        endpoint = _endpoint_of(path)
+        if endpoint and roles.allowed(endpoint, current_user.role):
+            current = request.path == path or request.path.startswith(path + "/")
+            count = counts.open_urgent if path == "/staff/alerts" else None
+            navigation.append({"href": path, "label": label, "current": current, "count": count})
+    return {
+        "navigation": navigation,
+        "open_urgent": counts.open_urgent,
+        "unreached_urgent": counts.unreached_urgent,
+    }
+
+
+def _may_open(endpoint: str) -> bool:
+    """Whether the signed-in member may open ``endpoint``'s page (for links in templates)."""
+    role = current_user.role if current_user.is_authenticated else None
+    return roles.allowed(endpoint, role)
+
+
+def _security_headers(response):
+    """Staff pages hold patient data: never cached, framed, sniffed or sent on as a referrer,
+    and nothing runs or loads from anywhere but this server (no inline script or style)."""
+    if request.path == "/" or request.path.startswith("/staff"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    return response
 
 
 # -- who is signed in ----------------------------------------------------------------------
@@ -173,8 +266,13 @@ class LoginLimiter:
 
 
 class LoginForm(FlaskForm):
-    email = StringField("E-mail address", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    email = StringField(
+        "E-mail address",
+        validators=[DataRequired("Enter your e-mail address"), Length(max=254)],
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired("Enter your password"), Length(max=1024)]
+    )
     submit = SubmitField("Sign in")
 
 
@@ -189,39 +287,41 @@ class LogoutForm(FlaskForm):
 # -- plumbing ------------------------------------------------------------------------------
 
 
-@bp.before_request
-def _check_csrf() -> None:
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        csrf.protect()
+def check_csrf(blueprint: Blueprint) -> None:
+    """Check the CSRF token of every request to ``blueprint`` that is not a read."""
+
+    @blueprint.before_request
+    def _check_csrf() -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf.protect()
 
 
-@bp.after_request
-def _private(response):
-    """Patient data: never cached, never framed, never sent on as a referrer."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
-    return response
+check_csrf(bp)
 
 
-@bp.errorhandler(CSRFError)
-def _csrf_error(exc: CSRFError):
-    return render_template("staff/error.html", title="Form expired", reason=exc.description), 400
+def staff_errors(blueprint: Blueprint) -> None:
+    """NHS.UK-styled error pages for a blueprint of staff pages (this one, and any other
+    under /staff that calls it): expired form 400, no access 403, not found 404."""
+
+    @blueprint.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):
+        page = render_template("staff/error.html", title="Form expired", reason=exc.description)
+        return page, 400
+
+    @blueprint.errorhandler(403)
+    def _forbidden(_exc: Exception):
+        return render_template("staff/error.html", title="No access", forbidden=True), 403
+
+    @blueprint.errorhandler(NotFound)
+    def _not_found(_exc: NotFound):
+        return render_template("staff/error.html", title="Not found", reason=None), 404
+
+    @blueprint.errorhandler(404)
+    def _abort_not_found(_exc: Exception):
+        return render_template("staff/error.html", title="Not found", reason=None), 404
 
 
-@bp.errorhandler(NotFound)
-def _not_found(_exc: NotFound):
-    return render_template("staff/error.html", title="Not found", reason=None), 404
-
-
-@bp.errorhandler(404)
-def _abort_not_found(_exc: Exception):
-    return render_template("staff/error.html", title="Not found", reason=None), 404
+staff_errors(bp)
 
 
 @bp.app_template_filter("staff_time")
@@ -234,18 +334,6 @@ def _staff_time(value: datetime | None, zone: str = "Europe/London") -> str:
 @bp.app_template_filter("flag_label")
 def _flag_label(flag: str) -> str:
     return FLAG_LABELS.get(flag, flag.replace("_", " ").capitalize())
-
-
-@bp.context_processor
-def _unreached_urgent_alerts() -> dict[str, int]:
-    """Every staff page's banner: this practice's urgent alerts that have reached nobody."""
-    if not current_user.is_authenticated:
-        return {}
-    return {
-        "unreached_urgent": queries.unreached_urgent_count(
-            context.runtime(), current_user.practice_id
-        )
-    }
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -262,17 +350,26 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.get("/")
+@requires(*ALL_STAFF)
 def index():
-    return redirect(url_for("staff.alerts"))
+    return redirect(start_page())
+
+
+@bp.get("/start")
+@requires(*ALL_STAFF)
+def start():
+    """Where a member whose role has no page yet lands."""
+    return render_template("staff/start.html")
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     target = _safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(target or url_for("staff.alerts"))
+        return redirect(target or start_page())
     form = LoginForm()
-    status = 200
+    status, problems = 200, []
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
         settings = context.runtime().settings
@@ -285,7 +382,7 @@ def login():
         }
         limiter: LoginLimiter = current_app.extensions["prombot.login_limiter"]
         if limiter.blocked(limits, window):
-            flash(TOO_MANY, "error")
+            problems.append(("email", TOO_MANY))
             status = 429
         else:
             found = staff_sign_in.sign_in(
@@ -294,17 +391,20 @@ def login():
             principal = StaffPrincipal(*found) if found else None
             if principal is None:
                 limiter.failed([email_key, client_key], window)
-                flash(SIGN_IN_FAILED, "error")
+                problems.append(("email", SIGN_IN_FAILED))
                 status = 401
             else:
                 limiter.clear(email_key)
                 session.clear()  # nothing from before signing in carries over
                 login_user(principal)
-                return redirect(target or url_for("staff.alerts"))
-    return render_template("staff/login.html", form=form, next=target), status
+                return redirect(target or start_page())
+    elif form.is_submitted():  # the CSRF token was checked before the view ran
+        problems = [(form[name].id, errors[0]) for name, errors in form.errors.items()]
+    return render_template("staff/login.html", form=form, next=target, problems=problems), status
 
 
 @bp.route("/logout", methods=["GET", "POST"])
+@public
 def logout():
     if request.method == "GET":
         if not current_user.is_authenticated:
@@ -324,7 +424,7 @@ def logout():
 
 
 @bp.get("/alerts")
-@login_required
+@requires(*HEALTH_DATA)
 def alerts():
     board = queries.alert_board(
         context.runtime(), current_user.practice_id, acknowledged_shown=ACKNOWLEDGED_SHOWN
@@ -342,7 +442,7 @@ def alerts():
 
 
 @bp.get("/alerts/<alert_id>")
-@login_required
+@requires(*HEALTH_DATA)
 def alert(alert_id: str):
     detail = queries.alert_detail(context.runtime(), current_user.practice_id, alert_id)
     catalogue, recorded = context.runtime().catalogue, detail.recorded
@@ -394,7 +494,7 @@ def _history_text(entry: alert_reach.HistoryEntry, user: StaffUser | None) -> st
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
-@login_required
+@requires(*HEALTH_DATA)
 def acknowledge_alert(alert_id: str):
     form = AcknowledgeForm()
     if not form.validate_on_submit():
@@ -426,7 +526,7 @@ def _who(actor: str | None, user: StaffUser | None) -> str | None:
 
 
 @bp.get("/patients/<patient_id>")
-@login_required
+@requires(*HEALTH_DATA)
 def patient(patient_id: str):
     record = queries.patient_record(context.runtime(), current_user.practice_id, patient_id)
     results = [
@@ -446,7 +546,7 @@ def patient(patient_id: str):
 
 
 @bp.get("/patients/<patient_id>/transcript")
-@login_required
+@requires(*HEALTH_DATA)
 def patient_transcript(patient_id: str):
     found = clinical_record.transcript(context.runtime(), current_user.practice_id, patient_id)
     return render_template(

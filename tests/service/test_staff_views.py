@@ -382,3 +382,125 @@ def test_behind_a_proxy_the_client_address_is_the_forwarded_one_for_that_many_ho
     )
     assert answer.json == {"address": client_address, "scheme": scheme}
     app.extensions["prombot.runtime"].engine.dispose()
+
+
+# -- the front end: served from npm's packages, nothing inline -----------------------------
+
+
+def _fake_assets(root) -> None:
+    for path, text in {
+        "nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.css": (
+            "html{font-family:Frutiger W01,arial}@font-face{font-family:Frutiger W01;"
+            'src:url(https://assets.nhs.uk/fonts/F.woff2) format("woff2")}body{margin:0}'
+        ),
+        "nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.js": "export{}",
+        "nhsuk-frontend/dist/nhsuk/index.scss": "$x: 1;",
+        "nhsuk-frontend/dist/nhsuk/components/button/template.njk": "{{ x }}",
+        "nhsuk-frontend/dist/nhsuk/assets/images/favicon.ico": "icon",
+        "nhsuk-frontend/package.json": "{}",
+        "htmx.org/dist/htmx.min.js": "var htmx",
+        "htmx.org/dist/.hidden.js": "secret",
+        "axe-core/axe.min.js": "var axe",
+    }.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+
+def test_only_the_packages_built_files_are_served_from_the_assets_folder(
+    database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.app import create_app
+
+    _fake_assets(tmp_path / "node_modules")
+    monkeypatch.setenv("PROMBOT_INSTANCE", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "x",
+            "PROMBOT_ASSETS_DIR": str(tmp_path / "node_modules"),
+            "PROMBOT_SKIP_LOGGING_SETUP": True,
+        }
+    )
+    try:
+        client = app.test_client()
+        served = {
+            "/assets/nhsuk/nhsuk-frontend.min.css": "text/css",
+            "/assets/nhsuk/nhsuk-frontend.min.js": "text/javascript",
+            "/assets/images/favicon.ico": "image/vnd.microsoft.icon",
+            "/assets/htmx/htmx.min.js": "text/javascript",
+        }
+        for path, kind in served.items():
+            with client.get(path) as response:
+                assert response.status_code == 200, path
+                assert response.mimetype == kind, path
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+        # The stylesheet, without the typeface it would fetch from another site (CSP: self).
+        css = client.get("/assets/nhsuk/nhsuk-frontend.min.css").text
+        assert css == "html{font-family:Frutiger W01,arial}body{margin:0}"
+        for path in [
+            "/assets/nhsuk/index.scss",  # sources
+            "/assets/nhsuk/components/button/template.njk",  # subfolders
+            "/assets/nhsuk/missing.css",
+            "/assets/nhsuk-frontend/package.json",  # not an allowed folder
+            "/assets/axe-core/axe.min.js",  # a test tool, never served
+            "/assets/htmx/.hidden.js",
+            "/assets/htmx/..%2F..%2Fnhsuk-frontend%2Fpackage.json",
+            "/assets/../package.json",
+        ]:
+            assert client.get(path).status_code == 404, path
+    finally:
+        app.extensions["prombot.runtime"].engine.dispose()
+
+
+def test_the_installed_packages_hold_every_file_the_pages_link_to(app: Flask) -> None:
+    """``make assets`` (npm ci from package-lock.json) provides what base.html links to."""
+    from bot.web.assets import USED, resolve
+
+    root = app.extensions["prombot.runtime"].settings.assets_dir
+    assert [name for name in USED if resolve(root, name) is None] == []
+
+
+def test_every_staff_page_satisfies_its_content_security_policy(
+    signed_in: FlaskClient, runtime: Runtime, clock: Clock, alex: Patient
+) -> None:
+    """No inline script, style or event handler, and nothing from another site."""
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    for path in [
+        "/staff/alerts",
+        f"/staff/alerts/{alert_id}",
+        f"/staff/patients/{alex.id}",
+        "/staff/logout",
+        "/staff/start",
+        "/staff/patients",
+    ]:
+        page = signed_in.get(path)
+        assert page.status_code == 200, path
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Referrer-Policy"] == "same-origin"
+        html = page.text
+        assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", html) == [], path
+        assert "<style" not in html and " style=" not in html, path
+        assert re.findall(r"\son[a-z]+=", html) == [], path
+        assert re.findall(r'(?:src|href)="(?:https?:)?//', html) == [], path
+
+
+def test_the_header_shows_the_practice_the_member_and_the_open_urgent_count(
+    signed_in: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo, alex: Patient
+) -> None:
+    raise_urgent(runtime, alex, clock.now)
+    bo = next(p for p in demo.patients if p.name == "Bo Sample")
+    add_alert(runtime, bo, clock.now, flag="severe_score", severity="routine")
+    page = signed_in.get("/staff/alerts").text
+    assert re.search(r'id="practice-name">Demo Surgery<', page)
+    assert re.search(r'id="signed-in-user">.*Dr Sam Riley', page, re.S)
+    assert re.search(r'id="open-urgent-count">1<', page)  # the routine one is not counted
+    assert 'aria-current="page"' in page
+    nav = re.search(r'id="staff-navigation">(.*?)</ul>', page, re.S).group(1)
+    links = re.findall(r'href="([^"]+)"', nav)
+    assert "/staff/alerts" in links and "/staff/settings" not in links  # settings: admins only
+    for href in links:  # only pages that exist and this member may open
+        assert signed_in.get(href).status_code == 200, href
