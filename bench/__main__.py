@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 short batches: a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--only", choices=["engine", "report"], default="engine", help="which")
     args = parser.parse_args(argv)
+    if args.only == "report":  # the outcomes report at 10k and 100k results (a minute or two)
+        return _report(args)
     repeats, min_time = (2, 0.05) if args.quick else (args.repeats, args.min_time)
 
     report = engine.run(repeats=repeats, min_time=min_time)
@@ -32,6 +35,16 @@ def main(argv: list[str] | None = None) -> None:
     path.write_text(text)
     (args.out / "engine-latest.json").write_text(text)
     print(f"\nwritten: {path}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from bench import outcome_report
+
+    report = outcome_report.run(repeats=2 if args.quick else 3)
+    print(outcome_report.table(report))
+    if not args.no_write:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "outcome-report-latest.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,18 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, literal_column, or_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.errors import NotFound
@@ -69,6 +78,7 @@ from bot.store.models import (
     Protocol,
     ResultRecord,
 )
+from bot.store.types import UTCDateTime
 
 SEVERITIES = ("urgent", "routine", "information")
 HOUR = 3600
@@ -469,100 +479,98 @@ def _scored(rules: ChangeRules, result: Any) -> ColumnElement[int]:
 def _outcomes(
     session: Session, dialect: str, scope: dict[str, Any], instrument: str, rules: ChangeRules
 ) -> list[OutcomeRow]:
-    def results(alias: Any, *, complete: bool) -> Any:
-        conditions = [
-            col(alias.practice_id) == scope["practice_id"],
-            col(alias.instrument) == instrument,
-        ]
-        if complete:
-            conditions += [col(alias.status) == "completed", _scored(rules, alias).is_not(None)]
-        if scope["protocol"] is not None:
-            inv, consultation = aliased(Invitation), aliased(Consultation)
-            conditions.append(
-                select(col(inv.id))
-                .join(consultation, col(consultation.id) == col(inv.consultation_id))
-                .where(col(inv.id) == col(alias.invitation_id))
-                .where(col(consultation.protocol) == scope["protocol"])
-                .exists()
-            )
-        return and_(*conditions)
+    """One pass over the practice's results on ``instrument``, with window functions.
 
-    first = aliased(ResultRecord)
-    ranked = (
+    Each result row carries its patient's baseline (the earliest complete, scored
+    result: complete rows sort first) and its distance from it; rows in a follow-up
+    window are ranked by nearness to the window's target. No self-join.
+    """
+    r = ResultRecord
+    score = _scored(rules, r)
+    complete = case((and_(col(r.status) == "completed", score.is_not(None)), 1), else_=0)
+    patient = col(r.patient_id)
+    conditions = [col(r.practice_id) == scope["practice_id"], col(r.instrument) == instrument]
+    if scope["protocol"] is not None:
+        conditions.append(
+            select(col(Invitation.id))
+            .join(Consultation, col(Consultation.id) == col(Invitation.consultation_id))
+            .where(col(Invitation.id) == col(r.invitation_id))
+            .where(col(Consultation.protocol) == scope["protocol"])
+            .correlate(r)
+            .exists()
+        )
+    rows = (
         select(
-            col(first.patient_id).label("patient_id"),
-            col(first.finished_at).label("at"),
-            _scored(rules, first).label("score"),
+            patient.label("patient_id"),
+            col(r.finished_at).label("at"),
+            score.label("score"),
+            complete.label("complete"),
+            type_coerce(
+                func.min(case((complete == 1, col(r.finished_at)))).over(partition_by=patient),
+                UTCDateTime,
+            ).label("base_at"),
+            func.first_value(score)
+            .over(
+                partition_by=patient,
+                order_by=(complete.desc(), col(r.finished_at), col(r.id)),
+            )
+            .label("base_score"),
+        )
+        .where(*conditions)
+        .subquery()
+    )
+    gap = _seconds(dialect, rows.c.base_at, rows.c.at)
+    bucket = case(
+        *(
+            (and_(gap >= w.earliest_days * DAY, gap <= w.latest_days * DAY), n)
+            for n, w in enumerate(WINDOWS, start=1)
+        ),
+        else_=0,
+    )
+    target = case(*((bucket == n, w.target_days * DAY) for n, w in enumerate(WINDOWS, 1)), else_=0)
+    placed = (
+        select(
+            rows.c.patient_id,
+            rows.c.score,
+            rows.c.base_score,
+            rows.c.complete,
+            bucket.label("bucket"),
             func.row_number()
             .over(
-                partition_by=col(first.patient_id),
-                order_by=(col(first.finished_at), col(first.id)),
+                partition_by=(rows.c.patient_id, bucket, rows.c.complete),
+                order_by=(func.abs(gap - target), rows.c.at),
             )
             .label("rn"),
         )
-        .where(results(first, complete=True))
+        .where(rows.c.base_at.is_not(None))
+        .where(rows.c.base_at >= scope["first"], rows.c.base_at < scope["after"])
         .subquery()
     )
-    baseline = (
-        select(ranked.c.patient_id, ranked.c.at, ranked.c.score)
-        .where(ranked.c.rn == 1)
-        .where(ranked.c.at >= scope["first"], ranked.c.at < scope["after"])
-        .subquery()
-    )
-    baselines = int(session.exec(select(func.count()).select_from(baseline)).one())
-    rows = []
-    for window in WINDOWS:
-        later = aliased(ResultRecord)
-        gap = _seconds(dialect, baseline.c.at, later.finished_at)
-        in_window = and_(
-            col(later.patient_id) == baseline.c.patient_id,
-            gap >= window.earliest_days * DAY,
-            gap <= window.latest_days * DAY,
-        )
-        candidates = (
-            select(
-                baseline.c.patient_id,
-                baseline.c.score.label("baseline"),
-                _scored(rules, later).label("later"),
-                func.row_number()
-                .over(
-                    partition_by=baseline.c.patient_id,
-                    order_by=(func.abs(gap - window.target_days * DAY), col(later.finished_at)),
-                )
-                .label("rn"),
-            )
-            .join(later, and_(in_window, results(later, complete=True)))
-            .subquery()
-        )
-        pairs = session.exec(
-            select(candidates.c.baseline, candidates.c.later, func.count())
-            .where(candidates.c.rn == 1)
-            .group_by(candidates.c.baseline, candidates.c.later)
+    baselines = int(session.exec(select(func.count(func.distinct(placed.c.patient_id)))).one())
+    any_in = dict(
+        session.exec(
+            select(placed.c.bucket, func.count(func.distinct(placed.c.patient_id)))
+            .where(placed.c.bucket > 0)
+            .group_by(placed.c.bucket)
         ).all()
-        any_result = aliased(ResultRecord)
-        any_in_window = int(
-            session.exec(
-                select(func.count(func.distinct(baseline.c.patient_id))).join(
-                    any_result,
-                    and_(
-                        col(any_result.patient_id) == baseline.c.patient_id,
-                        _seconds(dialect, baseline.c.at, any_result.finished_at)
-                        >= window.earliest_days * DAY,
-                        _seconds(dialect, baseline.c.at, any_result.finished_at)
-                        <= window.latest_days * DAY,
-                        results(any_result, complete=False),
-                    ),
-                )
-            ).one()
-        )
+    )
+    pairs: dict[int, list[tuple[int, int, int]]] = {}
+    for n_window, before, after, n in session.exec(
+        select(placed.c.bucket, placed.c.base_score, placed.c.score, func.count())
+        .where(placed.c.bucket > 0, placed.c.complete == 1, placed.c.rn == 1)
+        .group_by(placed.c.bucket, placed.c.base_score, placed.c.score)
+    ).all():
+        pairs.setdefault(int(n_window), []).append((before, after, int(n)))
+    names = {
+        Change.IMPROVED: "improved",
+        Change.NO_CHANGE: "no_change",
+        Change.DETERIORATED: "deteriorated",
+    }
+    result = []
+    for n_window, window in enumerate(WINDOWS, start=1):
         counts = {"improved": 0, "no_change": 0, "deteriorated": 0, "at_caseness": 0}
         recovered = paired = 0
-        names = {
-            Change.IMPROVED: "improved",
-            Change.NO_CHANGE: "no_change",
-            Change.DETERIORATED: "deteriorated",
-        }
-        for before, after, n in pairs:
+        for before, after, n in pairs.get(n_window, []):
             category = _classify(rules, before, after)
             if category is None:  # cannot happen: both scores are present
                 continue
@@ -571,7 +579,8 @@ def _outcomes(
             if category.at_caseness:
                 counts["at_caseness"] += n
                 recovered += n if category.recovered else 0
-        rows.append(
+        any_in_window = int(any_in.get(n_window, 0))
+        result.append(
             OutcomeRow(
                 instrument=instrument,
                 window=window.name,
@@ -584,7 +593,7 @@ def _outcomes(
                 **counts,
             )
         )
-    return rows
+    return result
 
 
 def _incomplete_results(session: Session, scope: dict[str, Any]) -> dict[str, int]:
