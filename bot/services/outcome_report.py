@@ -546,21 +546,33 @@ def _outcomes(
         .where(rows.c.base_at >= scope["first"], rows.c.base_at < scope["after"])
         .subquery()
     )
-    baselines = int(session.exec(select(func.count(func.distinct(placed.c.patient_id)))).one())
-    any_in = dict(
-        session.exec(
-            select(placed.c.bucket, func.count(func.distinct(placed.c.patient_id)))
-            .where(placed.c.bucket > 0)
-            .group_by(placed.c.bucket)
-        ).all()
+    # one row per patient and window (bucket 0: the baseline and anything outside the
+    # windows, so every patient has one), with the pair if a complete score was found
+    paired_now = and_(placed.c.complete == 1, placed.c.rn == 1, placed.c.bucket > 0)
+    per_patient = (
+        select(
+            placed.c.bucket,
+            func.max(case((paired_now, placed.c.base_score))).label("before"),
+            func.max(case((paired_now, placed.c.score))).label("after"),
+        )
+        .group_by(placed.c.patient_id, placed.c.bucket)
+        .subquery()
     )
+    baselines = 0
+    any_in: dict[int, int] = {}
     pairs: dict[int, list[tuple[int, int, int]]] = {}
     for n_window, before, after, n in session.exec(
-        select(placed.c.bucket, placed.c.base_score, placed.c.score, func.count())
-        .where(placed.c.bucket > 0, placed.c.complete == 1, placed.c.rn == 1)
-        .group_by(placed.c.bucket, placed.c.base_score, placed.c.score)
+        select(
+            per_patient.c.bucket, per_patient.c.before, per_patient.c.after, func.count()
+        ).group_by(per_patient.c.bucket, per_patient.c.before, per_patient.c.after)
     ).all():
-        pairs.setdefault(int(n_window), []).append((before, after, int(n)))
+        n_window, n = int(n_window), int(n)
+        if n_window == 0:
+            baselines += n
+            continue
+        any_in[n_window] = any_in.get(n_window, 0) + n
+        if before is not None and after is not None:
+            pairs.setdefault(n_window, []).append((before, after, n))
     names = {
         Change.IMPROVED: "improved",
         Change.NO_CHANGE: "no_change",
