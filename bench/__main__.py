@@ -25,10 +25,18 @@ def _webhook(args: argparse.Namespace) -> tuple[dict, str]:
     return report, webhook.table(report)
 
 
+def _report(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import outcome_report
+
+    report = outcome_report.run(repeats=2 if args.quick else 3)
+    return report, outcome_report.table(report)
+
+
 # name -> the benchmark; `python -m bench` runs them all, `--only NAME` one.
 BENCHMARKS = {
     "engine": _engine,
     "webhook": _webhook,
+    "report": _report,
 }
 
 

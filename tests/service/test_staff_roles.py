@@ -45,6 +45,8 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("GET", "/staff/patients"): (OK, OK, OK, OK, LOGIN),
     ("GET", "/staff/patients/<patient_id>"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
     ("GET", "/staff/patients/<patient_id>/transcript"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
+    ("GET", "/staff/reports"): (OK, OK, FORBIDDEN, OK, LOGIN),
+    ("GET", "/staff/reports.csv"): (OK, OK, FORBIDDEN, OK, LOGIN),
     ("GET", "/staff/password"): (OK, OK, OK, OK, LOGIN),
     ("POST", "/staff/password"): (INVALID, INVALID, INVALID, INVALID, LOGIN),
     ("GET", "/staff/settings/staff/<staff_id>/password"): (
