@@ -76,8 +76,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _size_limit(app)
 
     from bot import web
+    from bot.web import patient_import
 
     web.init_app(app)
+    app.register_blueprint(patient_import.bp)
     return app
 
 

@@ -179,11 +179,16 @@ def register_patient(
         return add_patient(session, practice, new, now=now, actor=actor)
 
 
+def check_new_patient(new: PatientCreate, *, today: date) -> None:
+    """The rules a new patient must pass beyond its fields' own (API, pages and CSV import)."""
+    if new.date_of_birth is not None and new.date_of_birth > today:
+        raise InputError("date_of_birth", "date_of_birth cannot be in the future")
+
+
 def add_patient(
     session: Session, practice: Practice, new: PatientCreate, *, now: datetime, actor: str
 ) -> Patient:
-    if new.date_of_birth is not None and new.date_of_birth > now.date():
-        raise InputError("date_of_birth", "date_of_birth cannot be in the future")
+    check_new_patient(new, today=now.date())
     patient = Patient(
         practice_id=practice.id,
         name=new.name,
