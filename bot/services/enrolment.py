@@ -283,11 +283,13 @@ def create_consultation(
     protocol: str | None = None,
     schedule: Any = None,
     continue_if_positive: bool = False,
+    flush: bool = True,
 ) -> tuple[Consultation, list[Invitation]]:
     """Register a consultation and create its invitations inside the caller's unit of work.
 
     ``schedule`` is a list of ``ScheduleStep`` (or of plain ``{instrument, after}``);
-    ``occurred_at`` without an offset is the practice's local time.
+    ``occurred_at`` without an offset is the practice's local time. ``flush=False``
+    leaves the rows for the caller to write at once with others (the CSV import).
     """
     try:
         patient = get_patient(session, practice, patient_id)
@@ -312,7 +314,8 @@ def create_consultation(
         created_at=now,
     )
     session.add(consultation)
-    session.flush()
+    if flush:
+        session.flush()
     local_time = occurred_at.astimezone(ZoneInfo(practice.timezone))
     invitations = []
     for index, step in enumerate(steps):
@@ -334,7 +337,8 @@ def create_consultation(
         )
         session.add(invitation)
         invitations.append(invitation)
-    session.flush()
+    if flush:
+        session.flush()
     audit.record(
         session,
         practice_id=practice.id,

@@ -762,24 +762,10 @@ def apply(
             created[row.number] = patient.id
             row.patient_id = patient.id
             applied.enrolled += 1
-        for row in result.rows:
-            if row.action not in ("schedule", "enrol_schedule"):
-                continue
-            patient_id = row.patient_id or created[row.same_as or row.number]
-            row.patient_id = patient_id
-            assert row.consultation_at is not None
-            _consultation, invitations = create_consultation(
-                session,
-                locked,
-                rt.catalogue,
-                patient_id=patient_id,
-                occurred_at=row.consultation_at,
-                protocol=row.protocol_name,
-                now=now,
-                actor=actor,
-            )
-            applied.consultations += 1
-            applied.invitations += len(invitations)
+        session.flush()  # the new patients, so that scheduling finds them
+        with session.no_autoflush:  # then every consultation written in one go
+            _schedule(session, locked, rt.catalogue, result, created, applied, now, actor)
+        session.flush()
         for row in result.rows:
             if row.action == "duplicate" and row.patient_id is None and row.same_as:
                 row.patient_id = created.get(row.same_as)
@@ -803,6 +789,38 @@ def apply(
         errors=result.counts.get("error", 0),
     )
     return applied
+
+
+def _schedule(
+    session: Session,
+    practice: Practice,
+    catalogue: Catalogue,
+    result: Preview,
+    created: dict[int, str],
+    applied: Applied,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Register the rows' consultations through the scheduling service, flushed together."""
+    for row in result.rows:
+        if row.action not in ("schedule", "enrol_schedule"):
+            continue
+        patient_id = row.patient_id or created[row.same_as or row.number]
+        row.patient_id = patient_id
+        assert row.consultation_at is not None
+        _consultation, invitations = create_consultation(
+            session,
+            practice,
+            catalogue,
+            patient_id=patient_id,
+            occurred_at=row.consultation_at,
+            protocol=row.protocol_name,
+            now=now,
+            actor=actor,
+            flush=False,
+        )
+        applied.consultations += 1
+        applied.invitations += len(invitations)
 
 
 # -- the rows that failed, as a file to fix and upload again -------------------------------
