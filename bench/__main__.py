@@ -32,11 +32,19 @@ def _report(args: argparse.Namespace) -> tuple[dict, str]:
     return report, outcome_report.table(report)
 
 
+def _csv(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import csv_import
+
+    report = csv_import.run(repeats=1 if args.quick else 3)
+    return report, csv_import.table(report)
+
+
 # name -> the benchmark; `python -m bench` runs them all, `--only NAME` one.
 BENCHMARKS = {
     "engine": _engine,
     "webhook": _webhook,
     "report": _report,
+    "csv": _csv,
 }
 
 

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         le=64,
         description="gunicorn worker processes in production (`bot/gunicorn_conf.py`)",
     )
+    prombot_import_max_bytes: int = Field(
+        1_000_000,
+        ge=1_024,
+        le=104_857_600,
+        description="the largest CSV file of patients a practice can import (the upload page "
+        "says so; also bounded by `PROMBOT_MAX_REQUEST_BYTES`)",
+    )
     sms_max_per_second: float = Field(
         10.0, ge=0, le=1000, description="outbound pacing per sending process (0: unpaced)"
     )

@@ -145,11 +145,16 @@ def register_patient(
         return add_patient(session, practice, new, now=now, actor=actor)
 
 
+def check_new_patient(new: PatientCreate, *, today: date) -> None:
+    """The rules a new patient must pass beyond its fields' own (API, pages and CSV import)."""
+    if new.date_of_birth is not None and new.date_of_birth > today:
+        raise InputError("date_of_birth", "date_of_birth cannot be in the future")
+
+
 def add_patient(
     session: Session, practice: Practice, new: PatientCreate, *, now: datetime, actor: str
 ) -> Patient:
-    if new.date_of_birth is not None and new.date_of_birth > now.date():
-        raise InputError("date_of_birth", "date_of_birth cannot be in the future")
+    check_new_patient(new, today=now.date())
     patient = Patient(
         practice_id=practice.id,
         name=new.name,
@@ -244,11 +249,13 @@ def create_consultation(
     protocol: str | None = None,
     schedule: Any = None,
     continue_if_positive: bool = False,
+    flush: bool = True,
 ) -> tuple[Consultation, list[Invitation]]:
     """Register a consultation and create its invitations inside the caller's unit of work.
 
     ``schedule`` is a list of ``ScheduleStep`` (or of plain ``{instrument, after}``);
-    ``occurred_at`` without an offset is the practice's local time.
+    ``occurred_at`` without an offset is the practice's local time. ``flush=False``
+    leaves the rows for the caller to write at once with others (the CSV import).
     """
     try:
         patient = get_patient(session, practice, patient_id)
@@ -273,7 +280,8 @@ def create_consultation(
         created_at=now,
     )
     session.add(consultation)
-    session.flush()
+    if flush:
+        session.flush()
     local_time = occurred_at.astimezone(ZoneInfo(practice.timezone))
     invitations = []
     for index, step in enumerate(steps):
@@ -295,7 +303,8 @@ def create_consultation(
         )
         session.add(invitation)
         invitations.append(invitation)
-    session.flush()
+    if flush:
+        session.flush()
     audit.record(
         session,
         practice_id=practice.id,

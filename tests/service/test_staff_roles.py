@@ -30,6 +30,7 @@ from tests.service.conftest import Clock
 # sign in (LOGIN), refused (403), or nothing there (404).
 OK, MOVED, LOGIN, FORBIDDEN, MISSING = "200", "302", "login", "403", "404"
 INVALID = "400"  # a form posted with nothing but its CSRF token
+EXPIRED = "422"  # an import step posted without the signed preview it carries
 VISITORS = ("admin", "clinician", "reception", "other_practice", "signed_out")
 
 # (method, rule): what each of VISITORS gets, in that order.
@@ -47,6 +48,10 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("GET", "/staff/patients/<patient_id>/transcript"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
     ("GET", "/staff/reports"): (OK, OK, FORBIDDEN, OK, LOGIN),
     ("GET", "/staff/reports.csv"): (OK, OK, FORBIDDEN, OK, LOGIN),
+    ("GET", "/staff/import"): (OK, OK, OK, OK, LOGIN),
+    ("POST", "/staff/import"): (INVALID, INVALID, INVALID, INVALID, LOGIN),
+    ("POST", "/staff/import/confirm"): (EXPIRED, EXPIRED, EXPIRED, EXPIRED, LOGIN),
+    ("POST", "/staff/import/failures.csv"): (EXPIRED, EXPIRED, EXPIRED, EXPIRED, LOGIN),
     ("GET", "/staff/password"): (OK, OK, OK, OK, LOGIN),
     ("POST", "/staff/password"): (INVALID, INVALID, INVALID, INVALID, LOGIN),
     ("GET", "/staff/settings/staff/<staff_id>/password"): (
