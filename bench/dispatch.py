@@ -37,14 +37,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 
 from bot import logging as prombot_logging
 from bot.app import create_app
 from bot.services.dispatch import dispatch_due
 from bot.services.due_work import run_due_work
-from bot.services.outbox import send_outbox
+from bot.services.outbox import claim_query, send_outbox
 from bot.services.runtime import Runtime
 from bot.settings import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 from bot.store.db import make_engine
@@ -213,7 +213,10 @@ def analyse(rt: Runtime) -> None:
 def outbox_size(rt: Runtime, status: str = "queued") -> int:
     with rt.engine.connect() as connection:
         return connection.execute(
-            text("SELECT count(*) FROM message WHERE direction = 'outbound' AND status = :s"),
+            text(
+                "SELECT count(*) FROM message WHERE direction = 'outbound' AND status = :s"
+                " AND provider_sid IS NULL"
+            ),
             {"s": status},
         ).scalar_one()
 
@@ -400,22 +403,10 @@ def case_idle(kind: str, folder: Path, fake_url: str, small: int, large: int) ->
 
 # -- plans ----------------------------------------------------------------------------------
 
-CLAIM = """
-SELECT m.id FROM message m
-WHERE m.direction = 'outbound' AND m.status = 'queued' AND m.provider_sid IS NULL
-  AND m.claim_token IS NULL AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= :now)
-  AND NOT EXISTS (
-    SELECT 1 FROM message e WHERE e.phone = m.phone AND e.direction = 'outbound'
-      AND e.provider_sid IS NULL
-      AND (e.status = 'sending' OR (e.status = 'queued' AND e.next_attempt_at > :now))
-      AND (e.created_at < m.created_at
-           OR (e.created_at = m.created_at AND e.position < m.position)))
-ORDER BY m.created_at, m.position, m.id LIMIT 200
-"""
 BUSY = "SELECT phone FROM conversation WHERE phone IN (:a, :b) AND active = :t"
 RECONCILE = """
-SELECT id FROM message WHERE direction = 'outbound' AND status = 'sending'
-  AND provider_sid IS NULL ORDER BY created_at, position, id LIMIT 200
+SELECT id FROM message WHERE status = 'sending' AND direction = 'outbound'
+  AND coalesce(provider_sid, '') = '' ORDER BY created_at, position, id LIMIT 200
 """
 INBOUND = """
 SELECT p.id FROM practice pr JOIN patient p ON p.practice_id = pr.id
@@ -428,10 +419,9 @@ WHERE pr.sms_number = :n AND p.phone = :a
 def explain_all(rt: Runtime) -> dict[str, list[str]]:
     params = {"now": NOW, "a": drama_number(1), "b": drama_number(2), "t": True, "n": SMS_NUMBER}
     prefix = "EXPLAIN QUERY PLAN " if rt.engine.dialect.name == "sqlite" else "EXPLAIN "
-    plans = {}
+    plans = {"claim": explain_real(rt, claim_query(NOW, 200), prefix)}
     with rt.engine.connect() as connection:
         for name, sql in (
-            ("claim", CLAIM),
             ("busy_numbers", BUSY),
             ("reconcile", RECONCILE),
             ("inbound_lookup", INBOUND),
@@ -439,6 +429,25 @@ def explain_all(rt: Runtime) -> dict[str, list[str]]:
             rows = connection.execute(text(prefix + sql), params).all()
             plans[name] = [" ".join(str(c) for c in row) for row in rows]
     return plans
+
+
+def explain_real(rt: Runtime, statement: Any, prefix: str) -> list[str]:
+    """The plan of the statement the service really sends, with its real parameters."""
+    plan: list[str] = []
+
+    def explain(_conn, cursor, sql, parameters, _context, _many) -> None:
+        if not plan and sql.lstrip().upper().startswith("SELECT"):
+            cursor.execute(prefix + sql, parameters)
+            plan.extend(" ".join(str(c) for c in row) for row in cursor.fetchall())
+
+    event.listen(rt.engine, "before_cursor_execute", explain)
+    try:
+        with rt.engine.connect() as connection:
+            connection.execute(statement).all()
+            connection.rollback()
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", explain)
+    return plan
 
 
 # -- the run --------------------------------------------------------------------------------
