@@ -453,7 +453,10 @@ def explain_real(rt: Runtime, statement: Any, prefix: str) -> list[str]:
 # -- the run --------------------------------------------------------------------------------
 
 
-def run(*, quick: bool = False, kinds: list[str] | None = None) -> dict[str, Any]:
+def run(
+    *, quick: bool = False, kinds: list[str] | None = None, sizes: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Every case on each database; ``sizes`` overrides the case sizes (see the report)."""
     if kinds is None:
         kinds = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
     sizes = (
@@ -467,7 +470,7 @@ def run(*, quick: bool = False, kinds: list[str] | None = None) -> dict[str, Any
             "one_run": 10_000,
             "idle": 200_000,
         }
-    )
+    ) | (sizes or {})
     null = open(os.devnull, "w")  # noqa: SIM115
     prombot_logging.configure(json_lines=True, stream=null)
     report: dict[str, Any] = {
