@@ -257,7 +257,8 @@ def _find(
     one patient apply one after the other. PostgreSQL cannot lock the optional side
     of an outer join, so the conversation is guarded by its version instead: the
     state is saved only if nobody saved one since it was read (``_save_state``), and
-    a text that loses that race is applied again from the start.
+    a text that loses that race is applied again from the start. With no
+    conversation found, PostgreSQL looks once more after taking the lock.
     """
     row = session.exec(
         select(Practice, Patient, Conversation, Invitation)
@@ -278,6 +279,19 @@ def _find(
     if row is None:
         return None
     practice, patient, conversation, invitation = row
+    if conversation is None and session.get_bind().dialect.name != "sqlite":
+        # Read again now the patient is ours: on PostgreSQL the row above was read
+        # before waiting for the lock, so a questionnaire started meanwhile (by the
+        # dispatcher, which holds the same lock) would not be in it.
+        found = session.exec(
+            select(Conversation, Invitation)
+            .join(Invitation, col(Invitation.id) == col(Conversation.invitation_id))
+            .where(Conversation.phone == phone)
+            .where(Conversation.active == True)  # noqa: E712
+            .where(Conversation.practice_id == practice.id)
+        ).first()
+        if found is not None:
+            conversation, invitation = found
     return practice, patient, conversation, invitation
 
 
