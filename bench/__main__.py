@@ -6,48 +6,71 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import dispatch, engine
-
 RESULTS = Path(__file__).parent / "results"
+
+
+def _engine(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import engine
+
+    repeats, min_time = (2, 0.05) if args.quick else (args.repeats, args.min_time)
+    report = engine.run(repeats=repeats, min_time=min_time)
+    return report, engine.table(report)
+
+
+def _webhook(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import webhook
+
+    duration, warmup, patients = (3.0, 1.0, 100) if args.quick else (10.0, 2.0, 400)
+    report = webhook.run(duration=duration, warmup=warmup, workers=args.workers, patients=patients)
+    return report, webhook.table(report)
+
+
+def _dispatch(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import dispatch
+
+    report = dispatch.run(quick=args.quick)
+    return report, dispatch.table(report)
+
+
+# name -> the benchmark; `python -m bench` runs them all, `--only NAME` one.
+BENCHMARKS = {
+    "engine": _engine,
+    "webhook": _webhook,
+    "dispatch": _dispatch,
+}
+
+
+def write(report: dict, name: str, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = report["measured_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = out / f"{name}-{stamp}.json"
+    text = json.dumps(report, indent=2) + "\n"
+    path.write_text(text)
+    (out / f"{name}-latest.json").write_text(text)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--repeats", type=int, default=5, help="timed batches per case")
-    parser.add_argument("--min-time", type=float, default=0.25, help="seconds per batch")
-    parser.add_argument("--quick", action="store_true", help="2 short batches: a smoke run")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run this benchmark only")
+    parser.add_argument("--repeats", type=int, default=5, help="engine: timed batches per case")
+    parser.add_argument("--min-time", type=float, default=0.25, help="engine: seconds per batch")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="webhook: gunicorn workers (WEB_CONCURRENCY)"
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs: a smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument(
-        "--only",
-        action="append",
-        choices=["engine", "dispatch"],
-        help="run only this benchmark (repeatable); default: all",
-    )
     args = parser.parse_args(argv)
-    repeats, min_time = (2, 0.05) if args.quick else (args.repeats, args.min_time)
-    only = set(args.only or ["engine", "dispatch"])
 
-    if "engine" in only:
-        report = engine.run(repeats=repeats, min_time=min_time)
-        print(engine.table(report))
-        _write(args, "engine", report)
-    if "dispatch" in only:
-        report = dispatch.run(quick=args.quick)
-        print(dispatch.table(report))
-        _write(args, "dispatch", report)
-
-
-def _write(args: argparse.Namespace, name: str, report: dict) -> None:
-    if args.no_write:
-        return
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = report["measured_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = args.out / f"{name}-{stamp}.json"
-    text = json.dumps(report, indent=2, default=str) + "\n"
-    path.write_text(text)
-    (args.out / f"{name}-latest.json").write_text(text)
-    print(f"\nwritten: {path}")
+    for name, benchmark in BENCHMARKS.items():
+        if args.only not in (None, name):
+            continue
+        report, table = benchmark(args)
+        print(table)
+        if not args.no_write:
+            print(f"\nwritten: {write(report, name, args.out)}")
+        print()
 
 
 if __name__ == "__main__":
