@@ -91,8 +91,21 @@ def start_now(rt: Runtime, invitation_id: str, now: datetime) -> str:
         ).one()
         if invitation.status != "pending":
             return invitation.status
-        [outcome] = _start_batch(session, rt, [invitation], now, ignore_window=True)
+        outcome = _start_one(session, rt, invitation, now, ignore_window=True)
     send_outbox(rt, now)
+    return outcome
+
+
+def _start_one(
+    session: Session,
+    rt: Runtime,
+    invitation: Invitation,
+    now: datetime,
+    *,
+    ignore_window: bool = False,
+) -> str:
+    """One claimed invitation: a batch of one (tests start one without sending)."""
+    [outcome] = _start_batch(session, rt, [invitation], now, ignore_window=ignore_window)
     return outcome
 
 
