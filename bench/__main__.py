@@ -39,12 +39,20 @@ def _csv(args: argparse.Namespace) -> tuple[dict, str]:
     return report, csv_import.table(report)
 
 
+def _dispatch(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import dispatch
+
+    report = dispatch.run(quick=args.quick)
+    return report, dispatch.table(report)
+
+
 # name -> the benchmark; `python -m bench` runs them all, `--only NAME` one.
 BENCHMARKS = {
     "engine": _engine,
     "webhook": _webhook,
     "report": _report,
     "csv": _csv,
+    "dispatch": _dispatch,
 }
 
 

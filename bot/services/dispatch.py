@@ -1,14 +1,15 @@
 """Starting due questionnaires and sending the outbox.
 
-``dispatch_due`` claims pending invitations whose time has come, starts their
-conversations and writes the opening texts to the outbox, all in one
-transaction; ``send_outbox`` then hands queued texts to the gateway. Claims use
+``dispatch_due`` claims pending invitations whose time has come, a page
+at a time, starts their conversations and writes the opening texts to the
+outbox, one transaction per page; ``send_outbox`` then hands queued texts to the gateway. Claims use
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several schedulers never take the
 same invitation; on SQLite the write lock taken at BEGIN does the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -16,6 +17,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from bot.flows import start
+from bot.flows.events import Event
 from bot.services import audit
 from bot.services.carry_out import carry_out
 from bot.services.outbox import send_outbox
@@ -42,6 +44,13 @@ def dispatch_due(
     than the practice's ``invitation_valid_days``, marked so, visibly);
     ``cancelled`` (the patient opted out). Works through the due rows page by
     page, so rows that must wait never hold up the rest.
+
+    Each page is one transaction and a fixed number of statements whatever its
+    size (``_start_batch``): the page's patients are locked in one statement,
+    its practices and the numbers already busy read in one each, and the new
+    conversations, texts and audit rows written together at commit. A page
+    that fails rolls back whole: nothing of it was started, all of it is due
+    again on the next run.
     """
     counts = {"started": 0, "deferred": 0, "waiting": 0, "expired": 0, "cancelled": 0}
     after: tuple[datetime, str] | None = None
@@ -64,8 +73,8 @@ def dispatch_due(
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            for invitation in page:
-                counts[_start_one(session, rt, invitation, now)] += 1
+            for outcome in _start_batch(session, rt, page, now):
+                counts[outcome] += 1
         if len(page) < limit:
             break
         after = (page[-1].due_at, page[-1].id)
@@ -95,42 +104,119 @@ def _start_one(
     *,
     ignore_window: bool = False,
 ) -> str:
-    # Lock the patient, skipping one another process holds: two invitations for
-    # one number must not both start (the other is retried on the next run).
-    patient = session.exec(
-        select(Patient).where(Patient.id == invitation.patient_id).with_for_update(skip_locked=True)
-    ).first()
-    if patient is None:
-        return "waiting"
-    practice = session.get(Practice, invitation.practice_id)
-    assert practice is not None
-    if patient.opted_out:
-        invitation.status = "cancelled"
-        invitation.finished_at = now
-        return "cancelled"
-    if now - invitation.due_at > timedelta(days=practice.invitation_valid_days):
-        invitation.status = "expired"
-        invitation.finished_at = now
-        audit.record(
-            session,
-            practice_id=practice.id,
-            actor="system",
-            action="invitation.expired_unsent",
-            subject_type="invitation",
-            subject_id=invitation.id,
-            now=now,
+    """One claimed invitation: a batch of one (tests start one without sending)."""
+    [outcome] = _start_batch(session, rt, [invitation], now, ignore_window=ignore_window)
+    return outcome
+
+
+def _start_batch(
+    session: Session,
+    rt: Runtime,
+    invitations: Sequence[Invitation],
+    now: datetime,
+    *,
+    ignore_window: bool = False,
+) -> list[str]:
+    """Start a page of claimed invitations in the caller's transaction; one outcome each.
+
+    Set-based: one statement locks the page's patients, one reads their
+    practices, one asks which of their numbers already have a questionnaire
+    open; the rows written are inserted together when the transaction commits.
+    """
+    if not invitations:
+        return []
+    # Lock the patients, skipping any another process holds: two invitations for one
+    # number must not both start (one whose patient is skipped waits for the next run).
+    patient_ids = sorted({i.patient_id for i in invitations})
+    patients = {
+        p.id: p
+        for p in session.exec(
+            select(Patient)
+            .where(col(Patient.id).in_(patient_ids))
+            .order_by(col(Patient.id))
+            .with_for_update(skip_locked=True)
+        ).all()
+    }
+    practice_ids = sorted({i.practice_id for i in invitations})
+    practices = {
+        p.id: p
+        for p in session.exec(select(Practice).where(col(Practice.id).in_(practice_ids))).all()
+    }
+    windows: dict[str, bool] = {}
+    outcomes: list[str | None] = []
+    ready: list[tuple[Invitation, Patient, Practice]] = []
+    for invitation in invitations:
+        patient = patients.get(invitation.patient_id)
+        practice = practices[invitation.practice_id]
+        if patient is None:
+            outcomes.append("waiting")
+        elif patient.opted_out:
+            invitation.status = "cancelled"
+            invitation.finished_at = now
+            outcomes.append("cancelled")
+        elif now - invitation.due_at > timedelta(days=practice.invitation_valid_days):
+            _expire(session, invitation, practice, now)
+            outcomes.append("expired")
+        elif not ignore_window and not windows.setdefault(
+            practice.id, SendWindow.of(practice).is_open(now)
+        ):
+            outcomes.append("deferred")
+        else:
+            outcomes.append(None)
+            ready.append((invitation, patient, practice))
+    # One conversation per phone: numbers with one open, and numbers started in this batch.
+    phones = sorted({patient.phone for _, patient, _ in ready})
+    busy = (
+        set(
+            session.exec(
+                select(Conversation.phone)
+                .where(col(Conversation.phone).in_(phones))
+                .where(Conversation.active == True)  # noqa: E712
+            ).all()
         )
-        log.warning("invitation.expired_unsent", invitation_id=invitation.id)
-        return "expired"
-    if not ignore_window and not SendWindow.of(practice).is_open(now):
-        return "deferred"
-    busy = session.exec(
-        select(Conversation.id)
-        .where(Conversation.phone == patient.phone)
-        .where(Conversation.active == True)  # noqa: E712
-    ).first()
-    if busy is not None:
-        return "waiting"  # one conversation per phone: this one waits its turn
+        if phones
+        else set()
+    )
+    started: dict[str, str] = {}
+    starting: list[tuple[Invitation, Patient, Practice, Conversation, list[Event]]] = []
+    for invitation, patient, practice in ready:
+        if patient.phone in busy:
+            started[invitation.id] = "waiting"  # this one waits its turn
+            continue
+        busy.add(patient.phone)
+        conversation, events = _conversation(rt, invitation, patient, practice, now)
+        session.add(conversation)
+        starting.append((invitation, patient, practice, conversation, events))
+        started[invitation.id] = "started"
+    # The conversations first, in one statement: their texts name them.
+    session.flush()
+    for invitation, patient, practice, conversation, events in starting:
+        _queue_opening(session, invitation, patient, practice, conversation, events, now)
+    return [
+        outcome if outcome is not None else started[invitation.id]
+        for invitation, outcome in zip(invitations, outcomes, strict=True)
+    ]
+
+
+def _expire(session: Session, invitation: Invitation, practice: Practice, now: datetime) -> None:
+    invitation.status = "expired"
+    invitation.finished_at = now
+    audit.record(
+        session,
+        practice_id=practice.id,
+        actor="system",
+        action="invitation.expired_unsent",
+        subject_type="invitation",
+        subject_id=invitation.id,
+        now=now,
+    )
+    log.warning("invitation.expired_unsent", invitation_id=invitation.id)
+
+
+def _conversation(
+    rt: Runtime, invitation: Invitation, patient: Patient, practice: Practice, now: datetime
+) -> tuple[Conversation, list[Event]]:
+    """A new conversation (its id set already) and the engine's opening events."""
     context = practice_context(practice, continue_if_positive=invitation.continue_if_positive)
     state, events = start(invitation.instrument, rt.catalogue, context, now)
     conversation = Conversation(
@@ -144,8 +230,19 @@ def _start_one(
         created_at=now,
         updated_at=now,
     )
-    session.add(conversation)
-    session.flush()
+    return conversation, list(events)
+
+
+def _queue_opening(
+    session: Session,
+    invitation: Invitation,
+    patient: Patient,
+    practice: Practice,
+    conversation: Conversation,
+    events: list[Event],
+    now: datetime,
+) -> None:
+    """The opening texts into the outbox, the invitation marked active, and the audit row."""
     carry_out(
         session,
         events,
@@ -167,4 +264,3 @@ def _start_one(
         now=now,
     )
     log.info("invitation.started", invitation_id=invitation.id, instrument=invitation.instrument)
-    return "started"

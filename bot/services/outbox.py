@@ -96,7 +96,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -373,9 +373,9 @@ def _reconcile(
         moment = clock()
         stale = session.exec(
             select(Message)
-            .where(Message.direction == "outbound")
             .where(Message.status == IN_FLIGHT)
-            .where(col(Message.provider_sid).is_(None))
+            .where(Message.direction == "outbound")
+            .where(_unsent(Message))
             .where(
                 or_(
                     and_(
@@ -449,13 +449,30 @@ def _look_up(
 # -- claiming -------------------------------------------------------------------------------
 
 
-def _claim(rt: Runtime, moment: datetime, limit: int, settings: OutboxSettings) -> list[_Claim]:
+def _unsent(message: Any) -> Any:
+    """No provider SID yet, written so that no planner walks the unique SID index for it.
+
+    ``provider_sid IS NULL`` matches that index, and SQLite takes it: it then reads
+    every unsent text (the whole queue) for each claim, and again for each
+    candidate in the "an earlier text waits" test, which made claiming grow with
+    the square of the queue. No SID is ever the empty string (``bot.web.webhook.SID``).
+    """
+    return func.coalesce(message.provider_sid, "") == ""
+
+
+def claim_query(moment: datetime, limit: int) -> Any:
+    """The due texts, oldest first, that no earlier text to the same phone holds back.
+
+    It walks ``ix_message_outbox`` (status, direction, created_at, position, id) in
+    order and stops after ``limit``; the "earlier text waits" test is one look-up in
+    ``ix_message_phone_created`` per candidate.
+    """
     earlier = aliased(Message)
     held_back = (
         select(earlier.id)
         .where(earlier.phone == Message.phone)
         .where(earlier.direction == "outbound")
-        .where(col(earlier.provider_sid).is_(None))
+        .where(_unsent(earlier))
         .where(
             or_(
                 earlier.status == IN_FLIGHT,
@@ -473,22 +490,24 @@ def _claim(rt: Runtime, moment: datetime, limit: int, settings: OutboxSettings) 
         )
         .exists()
     )
+    return (
+        select(Message)
+        .where(Message.status == "queued")
+        .where(Message.direction == "outbound")
+        .where(_unsent(Message))
+        .where(col(Message.claim_token).is_(None))
+        .where(or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= moment))
+        .where(~held_back)
+        .order_by(col(Message.created_at), col(Message.position), col(Message.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _claim(rt: Runtime, moment: datetime, limit: int, settings: OutboxSettings) -> list[_Claim]:
     token = _new_token()
     with transaction(rt.engine) as session:
-        due = session.exec(
-            select(Message)
-            .where(Message.direction == "outbound")
-            .where(Message.status == "queued")
-            .where(col(Message.provider_sid).is_(None))
-            .where(col(Message.claim_token).is_(None))
-            .where(
-                or_(col(Message.next_attempt_at).is_(None), col(Message.next_attempt_at) <= moment)
-            )
-            .where(~held_back)
-            .order_by(col(Message.created_at), col(Message.position), col(Message.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        due = session.exec(claim_query(moment, limit)).all()
         for message in due:
             message.status = IN_FLIGHT
             message.claim_token = token

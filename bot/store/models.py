@@ -141,6 +141,8 @@ class Conversation(SQLModel, table=True):
             sqlite_where=text("active"),
             postgresql_where=text("active"),
         ),
+        # "Has this number a questionnaire open?": SQLite cannot use the partial index above.
+        Index("ix_conversation_phone_active", "phone", "active"),
     )
     id: str = _id()
     practice_id: str = Field(foreign_key="practice.id", index=True)
@@ -163,7 +165,8 @@ class Message(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_message_patient_created", "patient_id", "created_at"),
-        Index("ix_message_status_direction", "status", "direction"),
+        # The outbox walks queued (or in-flight) texts in the order written, one batch at a time.
+        Index("ix_message_outbox", "status", "direction", "created_at", "position", "id"),
         # The outbox's "an earlier text to this phone still waits" test and its lookups.
         Index("ix_message_phone_created", "phone", "created_at"),
     )
