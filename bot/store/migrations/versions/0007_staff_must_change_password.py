@@ -1,7 +1,7 @@
 """staff must change password: a one-time password (onboarding, an admin's reset) is replaced
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 15:00:00
 """
 
