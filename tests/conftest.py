@@ -1,4 +1,5 @@
-"""What holds for the whole test run: how pytest-xdist shares the tests between workers.
+"""What holds for the whole test run: cheap password hashing, and how pytest-xdist
+shares the tests between workers.
 
 ``make test`` runs the suite on every core (``-n auto --dist loadgroup``). Each
 worker has its own databases: SQLite templates live in the worker's own
@@ -10,11 +11,16 @@ one worker, so that fixture starts once per module, not once per worker.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from tests.support import TEST_PASSWORD_HASH
+
 TESTS = Path(__file__).parent
+# Hashing staff passwords with scrypt was most of the suite's time.
+os.environ.setdefault("STAFF_PASSWORD_HASH", TEST_PASSWORD_HASH)
 # Modules whose module-scoped fixtures start processes: each runs on one worker.
 ONE_WORKER_MODULES = {TESTS / "test_cli.py"}
 

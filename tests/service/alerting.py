@@ -27,6 +27,7 @@ from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import Alert, Patient, Practice, StaffUser
+from tests.support import TEST_PASSWORD_HASH
 
 RISK_TEXT = "Some days I want to end it all"
 STAFF_PASSWORD = "a-staff-password-for-tests"
@@ -167,7 +168,7 @@ def add_staff(
             practice_id=practice_id,
             email=email,
             name=name,
-            password_hash=generate_password_hash(password),
+            password_hash=generate_password_hash(password, TEST_PASSWORD_HASH),
             on_duty=on_duty,
             escalation_contact=escalation_contact,
             mobile=mobile,
