@@ -33,3 +33,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _keep_together(item.path):
             item.add_marker(pytest.mark.xdist_group(item.path.relative_to(TESTS).as_posix()))
+            # real processes (servers, schedulers, browsers, prombot runs): the slow set
+            item.add_marker(pytest.mark.slow)
