@@ -11,6 +11,7 @@ checked against this class by a test (``settings_table``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,8 @@ SHOWN_DEFAULTS = {  # defaults that are not a value: what happens instead
 }
 CODE_ROOT = Path(__file__).resolve().parent.parent
 DEMO_AUTH_TOKEN = "prombot-demo-auth-token"
+STRONG_PASSWORD_HASH = "scrypt"  # werkzeug's default: scrypt:32768:8:1
+PASSWORD_HASH_METHOD = re.compile(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha256:\d+")
 
 
 class SettingsError(ValueError):
@@ -177,6 +180,12 @@ class Settings(BaseSettings):
     staff_login_window_seconds: int = Field(
         900, ge=1, le=86_400, description="the window for failed sign-ins, in seconds"
     )
+    staff_password_hash: str = Field(
+        STRONG_PASSWORD_HASH,
+        description="how new staff passwords are hashed (werkzeug): `scrypt`, slow on purpose, "
+        "or `scrypt:N:r:p` / `pbkdf2:sha256:N`; keep the default in production (the tests set a "
+        "cheap one to run fast)",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -186,6 +195,13 @@ class Settings(BaseSettings):
         except ArgumentError:
             raise ValueError("must be a SQLAlchemy URL such as sqlite:///path.db") from None
         return value
+
+    @field_validator("staff_password_hash")
+    @classmethod
+    def _password_hash(cls, value: str) -> str:
+        if not PASSWORD_HASH_METHOD.fullmatch(value.strip()):
+            raise ValueError("must be scrypt, scrypt:N:r:p or pbkdf2:sha256:N (werkzeug's methods)")
+        return value.strip()
 
     @field_validator("public_base_url")
     @classmethod

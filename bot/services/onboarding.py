@@ -67,7 +67,9 @@ def onboard_practice(
         except InputError as exc:
             raise InputError(f"admin_{exc.field}", f"admin {exc.message}") from None
     password = one_time_password() if admin else None
-    password_hash = hash_password(password) if password else None  # slow: outside the transaction
+    password_hash = (
+        hash_password(password, rt.settings.staff_password_hash) if password else None
+    )  # slow: outside the transaction
     with transaction(rt.engine) as session:
         if sms_number is None:
             used = set(session.exec(select(Practice.sms_number)).all())

@@ -148,7 +148,7 @@ def change_own_password(
         problem = "Your new password must be different from your current one"
     if problem is not None:
         raise InputError("new_password", problem)
-    password_hash = hash_password(new)
+    password_hash = hash_password(new, rt.settings.staff_password_hash)
     with transaction(rt.engine) as session:
         user = session.exec(
             select(StaffUser).where(StaffUser.id == user_id).with_for_update()
@@ -180,7 +180,7 @@ def reset_password(
     The member must change it at their next sign-in; every session they had ends.
     """
     password = one_time_password()
-    password_hash = hash_password(password)
+    password_hash = hash_password(password, rt.settings.staff_password_hash)
     with transaction(rt.engine) as session:
         user = _member(session, practice_id, staff_id, lock=True)
         user.password_hash = password_hash

@@ -36,6 +36,7 @@ from bot.schemas.staff import StaffCreate, StaffUpdate
 from bot.services import audit
 from bot.services.enrolment import looks_like_id
 from bot.services.runtime import Runtime
+from bot.settings import STRONG_PASSWORD_HASH
 from bot.store.db import transaction
 from bot.store.models import AlertNotification, Practice, StaffUser
 
@@ -43,11 +44,14 @@ from bot.store.models import AlertNotification, Practice, StaffUser
 REMOVED_DOMAIN = "removed.prombot.invalid"
 
 
-def hash_password(password: str | None) -> str:
-    """The stored form of a checked password; without one, a hash no password matches."""
+def hash_password(password: str | None, method: str = STRONG_PASSWORD_HASH) -> str:
+    """The stored form of a checked password; without one, a hash no password matches.
+
+    ``method`` is ``STAFF_PASSWORD_HASH`` (werkzeug's scrypt unless the tests say otherwise).
+    """
     if password is None:
         return "!" + secrets.token_hex(32)  # not werkzeug's method$salt$hash: never matches
-    return generate_password_hash(password)
+    return generate_password_hash(password, method)
 
 
 def _current():
@@ -85,7 +89,7 @@ def add_staff(
     rt: Runtime, practice: Practice, new: StaffCreate, *, now: datetime, actor: str
 ) -> StaffUser:
     # hashed before the transaction opens: hashing is slow on purpose
-    password_hash = hash_password(new.password)
+    password_hash = hash_password(new.password, rt.settings.staff_password_hash)
     with transaction(rt.engine) as session:
         in_use = session.exec(
             select(StaffUser.id).where(func.lower(StaffUser.email) == new.email)
@@ -115,7 +119,11 @@ def change_staff(
     actor: str,
 ) -> StaffUser:
     """Apply the checked changes; an audit row only for what actually changed."""
-    password_hash = hash_password(changes.password) if changes.password is not None else None
+    password_hash = (
+        hash_password(changes.password, rt.settings.staff_password_hash)
+        if changes.password is not None
+        else None
+    )
     with transaction(rt.engine) as session:
         user = _locked(session, practice, staff_id)
         changed = False

@@ -27,9 +27,9 @@ def password_tag(password_hash: str) -> str:
 
 
 @cache
-def _dummy_hash() -> str:
+def _dummy_hash(method: str) -> str:
     """Checked against when no account matches, so that failure takes as long either way."""
-    return generate_password_hash("no account has this password")
+    return generate_password_hash("no account has this password", method)
 
 
 def sign_in(
@@ -39,7 +39,8 @@ def sign_in(
     with transaction(rt.engine, read_only=True) as session:
         user = session.exec(select(StaffUser).where(func.lower(StaffUser.email) == email)).first()
         practice = session.get(Practice, user.practice_id) if user else None
-    matches = check_password_hash(user.password_hash if user else _dummy_hash(), password)
+    stored = user.password_hash if user else _dummy_hash(rt.settings.staff_password_hash)
+    matches = check_password_hash(stored, password)
     if user is None:
         return None
     with transaction(rt.engine) as session:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +28,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
+from tests import support
 from tests.dbs import PostgresDatabase, postgres_admin_url
+from tests.support import free_port as free_port  # re-exported: e2e modules import them here
+from tests.support import new_sid as new_sid
 
 AUTH_TOKEN = "e2e-twilio-auth-token"
 ACCOUNT_SID = "AC" + "e" * 32
@@ -61,12 +62,6 @@ def prombot_command() -> list[str]:
     """The installed console script next to this Python, as a practice runs it."""
     script = Path(sys.executable).with_name("prombot")
     return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -109,34 +104,13 @@ def http(
             return HttpResponse(error.code, dict(error.headers), error.read())
 
 
-def new_sid() -> str:
-    return "SM" + uuid.uuid4().hex
-
-
 def sms_params(
     body: str, *, from_: str, to: str, sid: str | None = None, num_media: int = 0
 ) -> dict[str, str]:
     """The parameters Twilio posts for an inbound SMS."""
-    sid = sid or new_sid()
-    params = {
-        "ToCountry": "GB",
-        "SmsMessageSid": sid,
-        "NumMedia": str(num_media),
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "Body": body,
-        "To": to,
-        "NumSegments": "1",
-        "MessageSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_,
-        "FromCountry": "GB",
-        "ApiVersion": "2010-04-01",
-    }
-    for n in range(num_media):
-        params[f"MediaContentType{n}"] = "image/png"
-        params[f"MediaUrl{n}"] = f"https://api.twilio.com/media/ME{n:032d}"
-    return params
+    return support.sms_params(
+        body, from_=from_, to=to, account_sid=ACCOUNT_SID, sid=sid, num_media=num_media
+    )
 
 
 @dataclass

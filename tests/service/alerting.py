@@ -6,7 +6,6 @@ numbers (07700 900xxx), e-mail domains end in .test.
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +26,8 @@ from bot.services.inbound import InboundSms, handle_inbound
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import Alert, Patient, Practice, StaffUser
+from tests.support import TEST_PASSWORD_HASH
+from tests.support import free_port as free_port  # re-exported: tests import it here
 
 RISK_TEXT = "Some days I want to end it all"
 STAFF_PASSWORD = "a-staff-password-for-tests"
@@ -76,12 +77,6 @@ class Mailbox:
     def to(self, address: str) -> list[Received]:
         with self._lock:
             return [r for r in self.received if address in r.rcpt_tos]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -167,7 +162,7 @@ def add_staff(
             practice_id=practice_id,
             email=email,
             name=name,
-            password_hash=generate_password_hash(password),
+            password_hash=generate_password_hash(password, TEST_PASSWORD_HASH),
             on_duty=on_duty,
             escalation_contact=escalation_contact,
             mobile=mobile,

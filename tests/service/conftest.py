@@ -105,7 +105,7 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def demo(runtime: Runtime, clock: Clock) -> Demo:
     with transaction(runtime.engine) as session:
-        return seed_demo(session, clock.now)
+        return seed_demo(session, clock.now, password_hash=runtime.settings.staff_password_hash)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from tests.service.alerting import (
     raise_urgent,
 )
 from tests.service.conftest import Clock
+from tests.support import TEST_PASSWORD_HASH
 
 RILEY = "dr.riley@demo.prombot.test"
 SIGN_IN_FAILED = "That e-mail address and password do not match an account."
@@ -112,7 +113,7 @@ def test_repeated_failures_for_an_address_are_refused_for_a_while(
         admin = session.exec(
             select(StaffUser).where(StaffUser.email == "admin@demo.prombot.test")
         ).one()
-        admin.password_hash = generate_password_hash(STAFF_PASSWORD)
+        admin.password_hash = generate_password_hash(STAFF_PASSWORD, TEST_PASSWORD_HASH)
     assert (
         sign_in(client, email="admin@demo.prombot.test", password=STAFF_PASSWORD).status_code == 302
     )
@@ -169,7 +170,7 @@ def test_a_new_password_ends_sessions_signed_in_with_the_old_one(
     assert signed_in.get("/staff/alerts").status_code == 200
     with transaction(runtime.engine) as session:
         user = session.exec(select(StaffUser).where(StaffUser.email == RILEY)).one()
-        user.password_hash = generate_password_hash("a-brand-new-password")
+        user.password_hash = generate_password_hash("a-brand-new-password", TEST_PASSWORD_HASH)
     assert signed_in.get("/staff/alerts").status_code == 302
 
 

@@ -9,7 +9,6 @@ tests.
 from __future__ import annotations
 
 import json
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from bot.store.models import (
     Patient,
     ResultRecord,
 )
+from tests import support
 from tests.dbs import TABLES_IN_DELETE_ORDER
 from tests.service.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, Clock
 
@@ -57,7 +57,7 @@ MEDIA_REPLY = messages.media_only()
 
 def new_sid(prefix: str = "SM") -> str:
     """A Twilio-shaped message SID: two letters and 32 hex digits."""
-    return prefix + uuid.uuid4().hex
+    return support.new_sid(prefix)
 
 
 def sign(path: str, params: Mapping[str, str], *, token: str = AUTH_TOKEN) -> str:
@@ -85,26 +85,15 @@ def sms_params(
     num_media: int = 0,
 ) -> dict[str, str]:
     """The parameters Twilio posts for an inbound SMS."""
-    sid = sid or new_sid()
-    params = {
-        "ToCountry": "GB",
-        "SmsMessageSid": sid,
-        "NumMedia": str(num_media),
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "Body": body,
-        "To": to,
-        "NumSegments": "1",
-        "MessageSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_,
-        "FromCountry": "GB",
-        "ApiVersion": "2010-04-01",
-    }
-    for n in range(num_media):
-        params[f"MediaContentType{n}"] = "image/jpeg"
-        params[f"MediaUrl{n}"] = f"https://api.twilio.com/media/ME{n:032d}"
-    return params
+    return support.sms_params(
+        body,
+        from_=from_,
+        to=to,
+        account_sid=ACCOUNT_SID,
+        sid=sid,
+        num_media=num_media,
+        media_type="image/jpeg",
+    )
 
 
 def twiml(response: TestResponse) -> list[str]:
