@@ -13,7 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.store.db import make_engine
@@ -56,7 +56,13 @@ class SqliteTemplate:
 
 
 class PostgresDatabase:
-    """A database of our own on the test server for this run, dropped afterwards."""
+    """A database of our own on the test server for this run, dropped afterwards.
+
+    Migrated once; ``reset`` empties it for the next test with DELETE, every table
+    (as the migrations left them, alembic's own excepted) children first, in one
+    transaction. On these nearly empty tables that is about ten times quicker
+    than TRUNCATE, which makes new files for every table it empties.
+    """
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
@@ -68,12 +74,16 @@ class PostgresDatabase:
         self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
         engine = make_engine(self.url)
         upgrade(engine)
+        tables = MetaData()
+        tables.reflect(engine)
+        self.tables = [t for t in reversed(tables.sorted_tables) if t.name != "alembic_version"]
         engine.dispose()
 
     def reset(self) -> str:
         engine = create_engine(self.url)
         with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(TABLES_IN_DELETE_ORDER)} CASCADE"))
+            for table in self.tables:
+                connection.execute(table.delete())
         engine.dispose()
         return self.url
 

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import socket
 import uuid
+from typing import Any
+
+from flask import Flask
+
+from bot.settings import Settings, load_settings
 
 # Staff passwords hashed cheaply in every app and ``prombot`` process the tests start
 # (tests/conftest.py sets STAFF_PASSWORD_HASH); production keeps scrypt (bot/settings.py).
@@ -56,3 +61,19 @@ def sms_params(
         params[f"MediaContentType{n}"] = media_type
         params[f"MediaUrl{n}"] = f"https://api.twilio.com/media/ME{n:032d}"
     return params
+
+
+def use_settings(app: Flask, **changes: Any) -> Settings:
+    """Restart ``app`` with some settings changed (``smtp_url=...``), checked as at start-up.
+
+    The runtime carries the settings every service reads (``rt.settings``); a bad
+    value raises ``SettingsError`` here, as it would stop ``create_app``.
+    """
+    runtime = app.extensions["prombot.runtime"]
+    current: Settings = runtime.settings
+    settings = load_settings(
+        {**current.as_config(), **{name.upper(): value for name, value in changes.items()}}
+    )
+    object.__setattr__(runtime, "settings", settings)  # the runtime is frozen for the app's code
+    app.config.update(settings.as_config())
+    return settings

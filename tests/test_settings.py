@@ -153,3 +153,64 @@ def test_the_outbox_gets_its_tuning_from_the_settings(monkeypatch: pytest.Monkey
     settings = load_settings()
     outbox = OutboxSettings(**settings.delivery())
     assert (outbox.max_attempts, outbox.lease_seconds) == (7, 90.0)
+
+
+# -- the settings class is the one source of configuration ---------------------------------
+
+CODE = Path(__file__).resolve().parent.parent
+ENVIRONMENT_READ = re.compile(r"\bos\.(environ|getenv)\b|\bfrom os import\b.*\b(environ|getenv)\b")
+CONFIG_READ = re.compile(r"""\bconfig(?:\[|\.get\()\s*["']([A-Z][A-Z0-9_]*)["'](?!\s*\]\s*=[^=])""")
+
+
+def settings_bypasses(source: str) -> list[str]:
+    """Lines that read the environment, or read one of our settings from a config mapping."""
+    found = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if ENVIRONMENT_READ.search(line):
+            found.append(f"{number}: {line.strip()}")
+            continue
+        for match in CONFIG_READ.finditer(line):
+            if match[1].lower() in Settings.model_fields:
+                found.append(f"{number}: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'url = os.environ["SMTP_URL"]',
+        'url = os.environ.get("SMTP_URL")',
+        'url = os.getenv("SMTP_URL")',
+        "from os import environ",
+        'url = rt.config["SMTP_URL"]',
+        'url = current_app.config.get("SMTP_URL")',
+        'if current_app.config["SMS_GATEWAY"] != "local":',
+    ],
+)
+def test_the_guard_sees_a_setting_read_around_the_settings_class(line: str) -> None:
+    assert settings_bypasses(line) == [f"1: {line}"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "url = rt.settings.smtp_url",
+        'app.config["MAX_CONTENT_LENGTH"] = settings.prombot_max_request_bytes',
+        'limit = app.config["MAX_CONTENT_LENGTH"]',
+        'clock = config.get("PROMBOT_CLOCK")',  # a test's hook, not a setting
+    ],
+)
+def test_the_guard_leaves_settings_and_flasks_own_keys_alone(line: str) -> None:
+    assert settings_bypasses(line) == []
+
+
+def test_only_the_settings_class_reads_the_environment_or_the_settings_by_name() -> None:
+    sources = sorted([*(CODE / "bot").rglob("*.py"), *(CODE / "scheduler").rglob("*.py")])
+    assert len(sources) > 20
+    found = {
+        str(path.relative_to(CODE)): lines
+        for path in sources
+        if path != CODE / "bot" / "settings.py"
+        and (lines := settings_bypasses(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}, "read them from rt.settings (bot/settings.py) instead"

@@ -44,7 +44,7 @@ import structlog
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from bot.alerts.email import build_email, send_email, short_error, smtp_settings
+from bot.alerts.email import build_email, send_email, short_error
 from bot.alerts.texts import alert_link, notice
 from bot.services import alert_reach, alert_routing, audit
 from bot.services.alert_routing import PRACTICE_CONTACT, Recipient
@@ -93,7 +93,7 @@ def escalate_due(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str,
 
 
 def _claim_new_alerts(rt: Runtime, now: datetime, limit: int) -> int:
-    email_on = alert_routing.email_alerts_on(rt.config)
+    email_on = alert_routing.email_alerts_on(rt.settings)
     with transaction(rt.engine) as session:
         alerts = session.exec(
             select(Alert)
@@ -126,7 +126,7 @@ def _claim_new_alerts(rt: Runtime, now: datetime, limit: int) -> int:
 
 def _claim_fallbacks(rt: Runtime, now: datetime, limit: int) -> int:
     """Alerts whose notices all failed for good: the escalation contacts and the mailbox, now."""
-    email_on = alert_routing.email_alerts_on(rt.config)
+    email_on = alert_routing.email_alerts_on(rt.settings)
     with transaction(rt.engine) as session:
         alerts = session.exec(
             select(Alert)
@@ -148,7 +148,7 @@ def _claim_fallbacks(rt: Runtime, now: datetime, limit: int) -> int:
 
 
 def _claim_escalations(rt: Runtime, now: datetime, limit: int) -> int:
-    email_on = alert_routing.email_alerts_on(rt.config)
+    email_on = alert_routing.email_alerts_on(rt.settings)
     with transaction(rt.engine) as session:
         alerts = session.exec(
             select(Alert)
@@ -382,7 +382,7 @@ def _send(rt: Runtime, job: _Job, now: datetime) -> _Outcome:
     """Send one notice; any failure is caught, described in a line and returned."""
     try:
         if job.channel == "email":
-            settings = smtp_settings(rt.config.get("SMTP_URL"))
+            settings = rt.settings.smtp  # checked at start-up
             if settings is None:
                 return _Outcome(error="e-mail alerts are off (SMTP_URL)")
             message = build_email(
@@ -402,7 +402,7 @@ def _send(rt: Runtime, job: _Job, now: datetime) -> _Outcome:
             retry=not exc.permanent,
             error_code=exc.code,
         )
-    except ValueError as exc:  # a bad SMTP_URL: trying again will not help
+    except ValueError as exc:  # a message that cannot be built: trying again will not help
         return _Outcome(error=short_error(exc))
     except Exception as exc:  # one notice's failure must not stop the others
         return _Outcome(error=short_error(exc), retry=True)

@@ -23,14 +23,16 @@ loads the practice's staff.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from bot.alerts.email import smtp_settings
 from bot.store.models import Practice, StaffUser
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 EMAIL = "email"
 SMS = "sms"
@@ -65,12 +67,9 @@ class Route:
     fallback_reason: str | None
 
 
-def email_alerts_on(config: Mapping[str, Any]) -> bool:
-    """E-mail alerts are on when ``SMTP_URL`` names something (a bad URL then fails visibly)."""
-    try:
-        return smtp_settings(config.get("SMTP_URL")) is not None
-    except ValueError:
-        return True
+def email_alerts_on(settings: Settings) -> bool:
+    """E-mail alerts are on when ``SMTP_URL`` names a server (a bad one stops start-up)."""
+    return settings.smtp is not None
 
 
 def channels(person: StaffUser, email_on: bool) -> tuple[str, ...]:
@@ -136,7 +135,7 @@ def warnings_for(
 
 
 def practice_warnings(
-    session: Session, practice: Practice, config: Mapping[str, Any]
+    session: Session, practice: Practice, settings: Settings
 ) -> list[dict[str, str]]:
     """The warnings for a practice as it is now in this unit of work."""
     staff = session.exec(
@@ -144,7 +143,7 @@ def practice_warnings(
         .where(StaffUser.practice_id == practice.id)
         .order_by(col(StaffUser.email), col(StaffUser.id))
     ).all()
-    return warnings_for(practice, staff, email_alerts_on(config))
+    return warnings_for(practice, staff, email_alerts_on(settings))
 
 
 def _people(staff: Iterable[StaffUser], email_on: bool) -> list[Recipient]:

@@ -94,7 +94,7 @@ def onboard_practice(
                 password_hash=password_hash,
                 now=now,
             )
-        warnings = practice_warnings(session, practice, rt.config)
+        warnings = practice_warnings(session, practice, rt.settings)
     return Onboarded(
         practice=practice,
         api_token=token,

@@ -33,7 +33,7 @@ def alert_warnings(rt: Runtime, practice: Practice) -> list[dict[str, str]]:
     with transaction(rt.engine, read_only=True) as session:
         current = session.get(Practice, practice.id)
         assert current is not None
-        return practice_warnings(session, current, rt.config)
+        return practice_warnings(session, current, rt.settings)
 
 
 def update_settings(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, jsonify, render_template, request
 from sqlmodel import col, select
 
 from bot.services.dispatch import start_now
@@ -24,7 +24,7 @@ bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 
 @bp.before_request
 def _local_gateway_only() -> None:
-    if current_app.config["SMS_GATEWAY"] != "local":
+    if context.runtime().settings.sms_gateway != "local":
         abort(404)
 
 

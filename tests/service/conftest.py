@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.app import create_app
+from bot.instruments import Catalogue
+from bot.instruments.loader import builtin_catalogue, load_catalogue
 from bot.services.demo import Demo, seed_demo
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
@@ -71,11 +73,18 @@ def clock() -> Clock:
     return Clock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))  # a Monday morning
 
 
+def _shipped_catalogue_once(extra_dirs: Iterable[Path | str] = ()) -> Catalogue:
+    """The shipped questionnaires are read-only: parse them once per worker, not per app."""
+    extra = list(extra_dirs)
+    return load_catalogue(extra) if extra else builtin_catalogue()
+
+
 @pytest.fixture
 def app(
     database_url: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Flask]:
     monkeypatch.setenv("PROMBOT_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setattr("bot.app.load_catalogue", _shipped_catalogue_once)
     app = create_app(
         {
             "TESTING": True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -19,12 +20,15 @@ from sqlmodel import col, select
 
 from bot.alerts.email import short_error, smtp_settings
 from bot.alerts.texts import notice
+from bot.app import create_app
+from bot.services import alert_routing
 from bot.services.alert_acknowledgement import acknowledge
 from bot.services.alert_notices import MAX_ATTEMPTS, RETRY_AFTER, escalate_due, notify_due
 from bot.services.demo import Demo
 from bot.services.enrolment import create_patient
 from bot.services.outbox import reconcile_in_flight
 from bot.services.runtime import Runtime
+from bot.settings import SettingsError
 from bot.sms.gateway import SendError, Sent
 from bot.store.db import transaction
 from bot.store.models import (
@@ -48,6 +52,7 @@ from tests.service.alerting import (
     smtp_server,
 )
 from tests.service.conftest import PUBLIC_BASE_URL, Clock
+from tests.support import use_settings
 
 RILEY = "dr.riley@demo.prombot.test"  # the demo's duty clinician
 RILEY_MOBILE = "+447700900050"
@@ -62,7 +67,7 @@ NOTHING_NEW = {"alerts": 0, "fallbacks": 0, "sent": 0, "failed": 0}  # notify_du
 @pytest.fixture
 def mailbox(app: Flask) -> Iterator[Mailbox]:
     with smtp_server() as box:
-        app.config["SMTP_URL"] = box.url  # the runtime reads the app's settings
+        use_settings(app, smtp_url=box.url)
         yield box
 
 
@@ -245,7 +250,7 @@ def test_routine_and_information_alerts_are_not_pushed(
 def test_without_smtp_url_only_the_text_goes(
     app: Flask, runtime: Runtime, clock: Clock, alex: Patient, smtp_url: str | None
 ) -> None:
-    app.config["SMTP_URL"] = smtp_url
+    use_settings(app, smtp_url=smtp_url)
     raise_urgent(runtime, alex, clock.now)
     assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 0}
     assert [(n.channel, n.status) for n in notices(runtime)] == [("sms", "sent")]
@@ -452,23 +457,26 @@ def test_retries_are_bounded(
 def test_an_unreachable_mail_server_is_a_failed_notice_not_a_crash(
     app: Flask, runtime: Runtime, clock: Clock, alex: Patient
 ) -> None:
-    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}?timeout=5"  # nobody listening
+    use_settings(app, smtp_url=f"smtp://127.0.0.1:{free_port()}?timeout=5")  # nobody listening
     raise_urgent(runtime, alex, clock.now)
     assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 1}
     (email,) = [n for n in notices(runtime) if n.channel == "email" and n.status == "failed"]
     assert email.error is not None and "Connection" in email.error
 
 
-def test_a_bad_smtp_url_is_a_visible_failure_and_not_retried(
-    app: Flask, runtime: Runtime, clock: Clock, alex: Patient
+def test_a_bad_smtp_url_stops_start_up_with_one_line_naming_the_variable(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    app.config["SMTP_URL"] = "http://127.0.0.1:1025"
-    raise_urgent(runtime, alex, clock.now)
-    assert notify_due(runtime, clock.now) == {"alerts": 1, "fallbacks": 0, "sent": 1, "failed": 1}
-    notify_due(runtime, clock.advance(minutes=5))
-    email = [n for n in notices(runtime) if n.channel == "email"]
-    assert [n.status for n in email] == ["failed"]
-    assert "SMTP_URL" in (email[0].error or "")
+    monkeypatch.setenv("PROMBOT_INSTANCE", str(tmp_path / "instance"))
+    with pytest.raises(SettingsError, match=r"^SMTP_URL\b.*smtp://") as refused:
+        create_app({"DATABASE_URL": database_url, "SMTP_URL": "http://127.0.0.1:1025"})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_bad_smtp_url_cannot_be_given_to_a_running_app_either(app: Flask) -> None:
+    with pytest.raises(SettingsError, match="SMTP_URL"):
+        use_settings(app, smtp_url="http://127.0.0.1:1025")
+    assert not alert_routing.email_alerts_on(app.extensions["prombot.runtime"].settings)
 
 
 class RefusingGateway:

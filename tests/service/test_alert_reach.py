@@ -59,6 +59,7 @@ from tests.service.alerting import (
 from tests.service.conftest import Clock
 from tests.service.test_staff_views import sign_in
 from tests.service.test_webhook import ACCOUNT_SID, STATUS, post_signed
+from tests.support import use_settings
 
 RILEY = "dr.riley@demo.prombot.test"  # on duty, mobile +447700900050
 ADMIN = "admin@demo.prombot.test"  # escalation contact, mobile +447700900051
@@ -74,7 +75,7 @@ SMTP_NOWHERE = "smtp://127.0.0.1:1"  # e-mail on, for judging warnings; never co
 @pytest.fixture
 def mailbox(app: Flask) -> Iterator[Mailbox]:
     with smtp_server() as box:
-        app.config["SMTP_URL"] = box.url
+        use_settings(app, smtp_url=box.url)
         yield box
 
 
@@ -582,7 +583,7 @@ def test_the_practice_api_warns_when_an_urgent_alert_would_reach_nobody(
     words: str | None,
 ) -> None:
     set_staff(runtime, **staff)
-    app.config["SMTP_URL"] = SMTP_NOWHERE if email_on else None
+    use_settings(app, smtp_url=SMTP_NOWHERE if email_on else None)
     response = client.patch(
         "/api/v1/practice", headers=api_headers, json={"contact_email": contact_email}
     )

@@ -29,6 +29,7 @@ from tests.service.alerting import Mailbox, smtp_server
 from tests.service.conftest import Clock
 from tests.service.test_staff_views import sign_in
 from tests.service.test_webhook import Questionnaire, start_questionnaire
+from tests.support import use_settings
 
 EIGHT_ANSWERS = ["1", "0", "1", "0", "1", "0", "1", "0"]
 WORDS = "yes I think about it"
@@ -45,7 +46,7 @@ def phq9(client: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo) -> Que
 @pytest.fixture
 def mailbox(app: Flask) -> Iterator[Mailbox]:
     with smtp_server() as box:
-        app.config["SMTP_URL"] = box.url
+        use_settings(app, smtp_url=box.url)
         yield box
 
 
