@@ -170,10 +170,14 @@ def _warnings(practice: Practice) -> list[dict[str, str]]:
 
 
 def _worded(problem: InputError, labels: dict[str, str]) -> str:
-    """The API's message in the form's words: its field's label instead of its name."""
+    """The API's message in the form's words: its fields' labels instead of their names
+    (at the start, and wherever a name with an underscore is mentioned)."""
     message = problem.message
     for name in sorted(labels, key=len, reverse=True):
-        message = re.sub(rf"(?<![\w\[.]){re.escape(name)}(?![\w\[])", labels[name], message)
+        if message.startswith(name + " "):
+            message = labels[name] + message[len(name) :]
+        if "_" in name:
+            message = re.sub(rf"(?<![\w\[.]){re.escape(name)}(?![\w\[])", labels[name], message)
     return message[:1].upper() + message[1:]
 
 
