@@ -324,7 +324,7 @@ def _schedule_problems(
             if part == "instrument":
                 message = f"Row {row + 1}: choose a questionnaire"
             elif not rows[row]["amount"].isdigit():
-                message = f"Row {row + 1}: enter how many weeks, days or months after, as a number"
+                message = f"Row {row + 1}: enter how long after, as a number"
             else:
                 tail = problem.message.split(" must ", 1)[-1]
                 message = f"Row {row + 1}: the time after the consultation must {tail}"
@@ -351,7 +351,7 @@ def _protocol_page(form, rows, *, protocol=None, errors=(), row_errors=None, sta
         rows=rows,
         row_errors=row_errors or {},
         errors=list(errors),
-        instruments=[(i.id, i.title) for i in catalogue.values()],
+        instruments=[(i.id, i.short_title) for i in catalogue.values()],
         units=UNITS,
     ), status
 

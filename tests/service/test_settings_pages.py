@@ -261,7 +261,7 @@ def test_an_admin_creates_changes_and_removes_a_protocol(
         (
             {"name": "no_amount", **schedule_rows(("phq9", "2", "W"), ("gad7", "soon", "W"))},
             "amount-1",
-            "Row 2: enter how many weeks, days or months after",
+            "Row 2: enter how long after, as a number",
         ),
         (
             {"name": "no_questionnaire", **schedule_rows(("", "2", "W"))},
