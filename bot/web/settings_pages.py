@@ -434,17 +434,24 @@ def protocol_edit(protocol_name: str):
 def protocol_remove(protocol_name: str):
     practice = _practice()
     protocol = _protocol(practice, protocol_name)
-    form = ConfirmForm()
-    status = 200
-    if request.method == "POST":
-        if request.form.get("confirm") == CONFIRM:  # (the CSRF token is checked first)
-            protocols.remove_protocol(context.runtime(), practice, protocol.name, **_actor())
-            flash(f"The protocol {protocol.name} has been removed.", "info")
-            return redirect(url_for("settings.protocols_list"))
-        status = 400
-    return render_template(
-        "staff/settings/protocol_remove.html", protocol=protocol, form=form, confirm=CONFIRM
-    ), status
+
+    def remove() -> None:
+        protocols.remove_protocol(context.runtime(), practice, protocol.name, **_actor())
+        flash(f"The protocol {protocol.name} has been removed.", "info")
+
+    return _confirmed(remove, "settings.protocols_list", "protocol_remove", protocol=protocol)
+
+
+def _confirmed(change, done: str, template: str, **shown: Any):
+    """A confirm page (GET) and its POST, which makes ``change`` only with the page's "yes"
+    (the CSRF token is checked before any view), then goes to ``done``."""
+    if request.method == "POST" and request.form.get("confirm") == CONFIRM:
+        change()
+        return redirect(url_for(done))
+    page = render_template(
+        f"staff/settings/{template}.html", form=ConfirmForm(), confirm=CONFIRM, **shown
+    )
+    return page, 400 if request.method == "POST" else 200
 
 
 # -- staff ---------------------------------------------------------------------------------
@@ -549,14 +556,9 @@ def staff_deactivate(staff_id: str):
     member = passwords.member(context.runtime(), practice.id, staff_id)
     if member.id == current_user.id:
         abort(403)  # an admin cannot lock themselves out; another admin can
-    form = ConfirmForm()
-    status = 200
-    if request.method == "POST":
-        if request.form.get("confirm") == CONFIRM:  # (the CSRF token is checked first)
-            staff_admin.remove_staff(context.runtime(), practice, member.id, **_actor())
-            flash(f"{member.name} can no longer sign in.", "info")
-            return redirect(url_for("settings.staff_list"))
-        status = 400
-    return render_template(
-        "staff/settings/staff_deactivate.html", member=member, form=form, confirm=CONFIRM
-    ), status
+
+    def deactivate() -> None:
+        staff_admin.remove_staff(context.runtime(), practice, member.id, **_actor())
+        flash(f"{member.name} can no longer sign in.", "info")
+
+    return _confirmed(deactivate, "settings.staff_list", "staff_deactivate", member=member)
