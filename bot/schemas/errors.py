@@ -44,7 +44,15 @@ def field_path(location: tuple[int | str, ...]) -> str:
 def input_error(exc: ValidationError) -> InputError:
     errors = exc.errors(include_url=False, include_input=False)
     # a field that does not exist ("nhs" for nhs_number) is the mistake to fix first
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    return _one(next((e for e in errors if e["type"] == "extra_forbidden"), errors[0]))
+
+
+def input_errors(exc: ValidationError) -> list[InputError]:
+    """Every problem, in the model's order (a staff form shows each by its field)."""
+    return [_one(e) for e in exc.errors(include_url=False, include_input=False)]
+
+
+def _one(error: Any) -> InputError:
     context: dict[str, Any] = error.get("ctx") or {}
     location = tuple(error["loc"])
     if error["type"] == "prombot_field":  # a rule about several fields names its own

@@ -20,7 +20,7 @@ from bot.schemas.fields import (
 from bot.schemas.practice import PracticeWarning
 from bot.store.models import StaffUser
 
-Role = Literal["clinician", "admin"]
+Role = Literal["clinician", "admin", "reception"]
 ROLES: tuple[str, ...] = get_args(Role)
 NAME_LIMIT = 120
 PASSWORD_MIN = 12

@@ -30,8 +30,8 @@ from sqlmodel import Session, col, func, select
 from werkzeug.security import check_password_hash
 
 from bot.errors import InputError, NotFound
-from bot.schemas.staff import PASSWORD_MAX, PASSWORD_MIN, Password
-from bot.services import audit
+from bot.schemas.staff import PASSWORD_MAX, PASSWORD_MIN, Password, StaffCreate
+from bot.services import audit, staff_admin
 from bot.services.enrolment import looks_like_id
 from bot.services.runtime import Runtime
 from bot.services.staff_admin import REMOVED_DOMAIN, hash_password
@@ -187,6 +187,26 @@ def reset_password(
         user.must_change_password = True
         _audit(session, user, actor, "staff.password_reset", now)
         return user, password
+
+
+def add_member(
+    rt: Runtime, practice: Practice, new: StaffCreate, *, actor: str, now: datetime
+) -> tuple[StaffUser, str]:
+    """Add a member of staff with a one-time password; answers it, to be shown once.
+
+    ``new`` is checked by the API's own model; any password in it is replaced. The
+    member must choose their own password at first sign-in.
+    """
+    password = one_time_password()
+    user = staff_admin.add_staff(
+        rt,
+        practice,
+        new.model_copy(update={"password": password}),
+        now=now,
+        actor=actor,
+        must_change_password=True,
+    )
+    return user, password
 
 
 def add_first_admin(

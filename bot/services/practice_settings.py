@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from bot.errors import InputError
+from bot.errors import InputError, NotFound
 from bot.schemas.practice import PracticeSettingsUpdate
 from bot.services import audit
 from bot.services.alert_routing import practice_warnings
@@ -19,6 +19,15 @@ from bot.services.runtime import Runtime
 from bot.services.send_window import parse_clock
 from bot.store.db import transaction
 from bot.store.models import Practice
+
+
+def practice_of(rt: Runtime, practice_id: str) -> Practice:
+    """A practice by id (the signed-in member's, for the staff pages)."""
+    with transaction(rt.engine, read_only=True) as session:
+        practice = session.get(Practice, practice_id)
+    if practice is None:
+        raise NotFound(practice_id)
+    return practice
 
 
 def read_practice(rt: Runtime, practice: Practice) -> Practice:

@@ -86,8 +86,15 @@ def _locked(session: Session, practice: Practice, staff_id: str) -> StaffUser:
 
 
 def add_staff(
-    rt: Runtime, practice: Practice, new: StaffCreate, *, now: datetime, actor: str
+    rt: Runtime,
+    practice: Practice,
+    new: StaffCreate,
+    *,
+    now: datetime,
+    actor: str,
+    must_change_password: bool = False,
 ) -> StaffUser:
+    """Add a member; ``must_change_password`` when ``new.password`` is a one-time password."""
     # hashed before the transaction opens: hashing is slow on purpose
     password_hash = hash_password(new.password, rt.settings.staff_password_hash)
     with transaction(rt.engine) as session:
@@ -97,7 +104,11 @@ def add_staff(
         if in_use is not None:
             raise _in_use()
         user = StaffUser(
-            practice_id=practice.id, password_hash=password_hash, created_at=now, **new.profile()
+            practice_id=practice.id,
+            password_hash=password_hash,
+            must_change_password=must_change_password,
+            created_at=now,
+            **new.profile(),
         )
         try:
             # the unique constraint decides, so two requests for one address get one 422

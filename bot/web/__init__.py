@@ -23,3 +23,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(patients.bp)
     app.register_blueprint(assets.bp)
     assets.init_app(app)
+    from bot.web import settings_pages  # the practice's settings, protocols, staff
+
+    app.register_blueprint(settings_pages.bp)

@@ -22,7 +22,7 @@ from sqlmodel import select
 from bot.services.demo import DEMO_PASSWORD, Demo
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
-from bot.store.models import Alert, Patient, StaffUser
+from bot.store.models import Alert, Patient, Protocol, StaffUser
 from tests.service.alerting import STAFF_PASSWORD, add_staff, other_practice, raise_urgent
 from tests.service.conftest import Clock
 
@@ -63,6 +63,66 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ),
     ("POST", "/staff/settings/staff/<staff_id>/password"): (
         OK,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    # The practice's settings, protocols and staff: admins only; another practice's admin
+    # has settings of their own, but this practice's protocol and member are 404 to them.
+    ("GET", "/staff/settings"): (OK, FORBIDDEN, FORBIDDEN, OK, LOGIN),
+    ("POST", "/staff/settings"): (INVALID, FORBIDDEN, FORBIDDEN, INVALID, LOGIN),
+    ("GET", "/staff/settings/protocols"): (OK, FORBIDDEN, FORBIDDEN, OK, LOGIN),
+    ("GET", "/staff/settings/protocols/new"): (OK, FORBIDDEN, FORBIDDEN, OK, LOGIN),
+    ("POST", "/staff/settings/protocols/new"): (INVALID, FORBIDDEN, FORBIDDEN, INVALID, LOGIN),
+    ("GET", "/staff/settings/protocols/<protocol_name>"): (
+        OK,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("POST", "/staff/settings/protocols/<protocol_name>"): (
+        INVALID,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("GET", "/staff/settings/protocols/<protocol_name>/remove"): (
+        OK,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("POST", "/staff/settings/protocols/<protocol_name>/remove"): (
+        INVALID,  # not without the confirm page's "yes"
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("GET", "/staff/settings/staff"): (OK, FORBIDDEN, FORBIDDEN, OK, LOGIN),
+    ("GET", "/staff/settings/staff/new"): (OK, FORBIDDEN, FORBIDDEN, OK, LOGIN),
+    ("POST", "/staff/settings/staff/new"): (INVALID, FORBIDDEN, FORBIDDEN, INVALID, LOGIN),
+    ("GET", "/staff/settings/staff/<staff_id>"): (OK, FORBIDDEN, FORBIDDEN, MISSING, LOGIN),
+    ("POST", "/staff/settings/staff/<staff_id>"): (
+        INVALID,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("GET", "/staff/settings/staff/<staff_id>/deactivate"): (
+        OK,
+        FORBIDDEN,
+        FORBIDDEN,
+        MISSING,
+        LOGIN,
+    ),
+    ("POST", "/staff/settings/staff/<staff_id>/deactivate"): (
+        INVALID,  # not without the confirm page's "yes"
         FORBIDDEN,
         FORBIDDEN,
         MISSING,
@@ -156,7 +216,22 @@ def test_each_visitor_gets_exactly_what_the_role_table_says(
     spare = add_staff(
         runtime, demo.practice.id, clock.now, email="spare@demo.prombot.test", name="Sam Spare"
     )
-    values = {"alert_id": alert_id, "patient_id": alex.id, "staff_id": spare.id}
+    with transaction(runtime.engine) as session:  # a protocol only this practice has
+        session.add(
+            Protocol(
+                practice_id=demo.practice.id,
+                name="demo_only",
+                title="Demo only",
+                schedule_json='[{"instrument": "phq9", "after": "P2W"}]',
+                created_at=clock.now,
+            )
+        )
+    values = {
+        "alert_id": alert_id,
+        "patient_id": alex.id,
+        "staff_id": spare.id,
+        "protocol_name": "demo_only",
+    }
     got: dict[tuple[str, str], tuple[str, ...]] = {}
     for visitor_name in VISITORS:
         client = visitors[visitor_name].client
