@@ -38,7 +38,7 @@ from bot.schemas.errors import checked
 from bot.schemas.patients import PatientCreate
 from bot.schemas.scheduling import ConsultationCreate, InvitationMove
 from bot.services import consultations, follow_ups, protocols
-from bot.services.enrolment import register_consultation, register_patient
+from bot.services.enrolment import check_new_patient, register_consultation, register_patient
 from bot.web import context, staff
 from bot.web.roles import ALL_STAFF, requires
 
@@ -135,6 +135,7 @@ class PatientForm(FlaskForm):
 # A value each field accepts, put in place of a wrong one to find the problems after it.
 _VALID = {"name": "x", "phone": "07700900000", "nhs_number": "", "date_of_birth": ""}
 _FIELD_IDS = {"name": "name", "phone": "phone", "nhs_number": "nhs_number"}
+_FIELD_OF = {"dob_day": "date_of_birth"}
 
 
 def _problem(field: str, message: str) -> tuple[str, str]:
@@ -160,8 +161,11 @@ def _checked_patient(form: PatientForm) -> tuple[PatientCreate | None, list[tupl
                 break  # should not happen: the placeholder itself was refused
             data[field] = _VALID[field]
             continue
-        if not new.name.strip():
-            problems.insert(0, ("name", "Enter the patient's full name"))
+        try:
+            check_new_patient(new, today=_today())  # the API's rules beyond the fields'
+        except InputError as exc:
+            problems.append(_problem(exc.field, exc.message))
+        problems.sort(key=lambda p: list(_VALID).index(_FIELD_OF.get(p[0], p[0])))
         return (None if problems else new), problems
     return None, problems
 
