@@ -17,9 +17,19 @@ from bot.services.demo import DEMO_PASSWORD, Demo
 from bot.services.enrolment import create_consultation
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
-from bot.store.models import AuditEvent, Invitation, Patient, Practice, StaffUser
+from bot.store.models import (
+    AuditEvent,
+    Conversation,
+    Invitation,
+    Message,
+    Patient,
+    Practice,
+    StaffUser,
+)
 from tests.service.alerting import STAFF_PASSWORD, add_staff, other_practice
 from tests.service.conftest import Clock
+from tests.service.test_api import answer_phq9, bearer, start_now, text
+from tests.service.test_clinical_record import COMPLETE
 from tests.service.test_staff_views import csrf_token, sign_in
 
 RECEPTION = "desk@demo.prombot.test"
@@ -441,3 +451,68 @@ def test_a_clinician_sees_the_same_front_office_pages(
     assert client.get("/staff/followups").status_code == 200
     assert client.get("/staff/patients/new").status_code == 200
     assert _schedule(client, alex.id).status_code == 302
+
+
+# -- what reception sees ---------------------------------------------------------------------
+
+
+def test_reception_sees_follow_ups_and_the_opt_out_but_no_score_answer_or_alert(
+    desk: FlaskClient, runtime: Runtime, clock: Clock, demo: Demo, alex: Patient
+) -> None:
+    headers = bearer(demo.api_token)
+    answer_phq9(desk, headers, runtime, clock, demo.practice, alex, COMPLETE)  # total 15
+    clock.advance(days=14)
+    start_now(desk, headers, runtime, clock, alex.id)
+    text(runtime, clock, demo.practice.sms_number, alex.phone, "1", "1", "1", "STOP")
+    page = desk.get(f"/staff/patients/{alex.id}")
+    assert page.status_code == 200
+    assert "Opted out of texts" in page.text and "by texting START" in page.text
+    assert 'data-state="completed"' in page.text and "Finished" in page.text
+    health = ["Moderately severe", "more than half", "SNOMED", "answer-missing", "copy.js",
+              "/transcript", "instrument-section", "alerts-title", "Self-harm"]  # fmt: skip
+    assert [h for h in health if h in page.text] == []
+    clinician = desk.application.test_client()
+    assert sign_in(clinician, password=DEMO_PASSWORD).status_code == 302
+    theirs = clinician.get(f"/staff/patients/{alex.id}").text
+    assert "Moderately severe" in theirs and "SNOMED" in theirs
+
+
+def test_a_follow_up_whose_text_failed_is_shown_and_found_by_the_failed_filter(
+    desk: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    assert _schedule(desk, alex.id).status_code == 302
+    first = _invitations(runtime, alex.id)[0]
+    with transaction(runtime.engine) as session:
+        invitation = session.get(Invitation, first.id)
+        invitation.status = "expired"
+        conversation = Conversation(
+            practice_id=alex.practice_id,
+            patient_id=alex.id,
+            invitation_id=first.id,
+            phone=alex.phone,
+            active=False,
+            status="expired",
+            state_json="{}",
+            created_at=clock.now,
+            updated_at=clock.now,
+        )
+        session.add(conversation)
+        session.flush()
+        session.add(
+            Message(
+                practice_id=alex.practice_id,
+                patient_id=alex.id,
+                conversation_id=conversation.id,
+                direction="outbound",
+                phone=alex.phone,
+                body="(test)",
+                status="failed",
+                error_code=30006,
+                created_at=clock.now,
+                updated_at=clock.now,
+            )
+        )
+    listed = desk.get("/staff/followups", query_string={"state": "failed"}).text
+    assert re.findall(r'data-follow-up="([^"]+)"', listed) == [first.id]
+    assert "Text not delivered" in listed and "Expired" in listed
+    assert "Text not delivered" in desk.get(f"/staff/patients/{alex.id}").text
