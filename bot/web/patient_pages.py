@@ -21,7 +21,7 @@ clinical sections of the patient page are ``bot/web/staff.py``'s, for HEALTH_DAT
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,8 @@ staff.check_csrf(bp)
 staff.staff_errors(bp)
 
 LONGEST_DELAY_DAYS = 5 * 366
+RECENT = timedelta(days=14)
+"""How far back the follow-ups page looks until staff choose a date."""
 STATE_LABELS = {
     "pending": "Waiting to send",
     "active": "Sent, in progress",
@@ -515,6 +517,8 @@ def _typed_day(text: str | None) -> date | None:
 def followups():
     rt = context.runtime()
     form = FollowUpFilter(request.args)
+    if "since" not in request.args:  # first opened: recent sends and everything to come
+        form.since.data = (_today() - RECENT).strftime("%d/%m/%Y")
     problems: list[tuple[str, str]] = []
     days: dict[str, date | None] = {}
     for name in ("since", "until"):

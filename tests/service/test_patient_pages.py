@@ -428,8 +428,21 @@ def test_the_follow_ups_page_filters_by_state_and_date(
             r'class="nhsuk-table__row follow-up-row"[^>]*data-state="([^"]+)"', page.text
         )
 
-    everything = rows()
-    assert everything.count("cancelled") == 1 and everything.count("pending") >= 2
+    with transaction(runtime.engine) as session:  # a follow-up that went two months ago
+        create_consultation(
+            session,
+            session.get(Practice, demo.practice.id),
+            runtime.catalogue,
+            patient_id=alex.id,
+            occurred_at=datetime(2026, 1, 1, 10, 0, tzinfo=UTC),
+            schedule=[{"instrument": "gad7", "after": "P1D"}],
+            now=datetime(2026, 1, 1, 10, 0, tzinfo=UTC),
+            actor="test",
+        )
+    recent = rows()  # first opened: from two weeks ago on
+    assert recent.count("cancelled") == 1 and recent.count("pending") == 2
+    assert rows(since="").count("pending") == 3  # no lower bound: the old one too
+    assert rows(since="", until="31/01/2026") == ["pending"]
     assert set(rows(state="cancelled")) == {"cancelled"}
     assert rows(state="pending", since="01/04/2026", until="30/04/2026") == ["pending"]  # 13 Apr
     assert rows(state="expired", since="01/01/2030") == []
