@@ -29,9 +29,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
-from wtforms import IntegerField, SelectField, StringField, SubmitField
+from wtforms import SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Optional
 
 from bot.errors import InputError, InvitationNotPending
 from bot.schemas.errors import checked
@@ -256,7 +255,7 @@ AD_HOC = ""
 class ScheduleForm(FlaskForm):
     protocol = SelectField("What to send", choices=[], validate_choice=False)
     instrument = SelectField("Questionnaire", choices=[], validate_choice=False)
-    after_days = IntegerField("Days after the consultation", validators=[Optional()])
+    after_days = StringField("Days after the consultation")
     day = StringField("Day")
     month = StringField("Month")
     year = StringField("Year")
@@ -283,7 +282,7 @@ def schedule_form(practice=None) -> ScheduleForm:
             str(today.month),
             str(today.year),
         )
-        form.after_days.data = 14
+        form.after_days.data = "14"
     return form
 
 
@@ -302,12 +301,12 @@ def _schedule_problems(
     if protocol != AD_HOC:
         body["protocol"] = protocol
     else:
-        days = form.after_days.data
-        if form.after_days.errors or days is None or not 0 <= days <= LONGEST_DELAY_DAYS:
+        typed = (form.after_days.data or "").strip()
+        days = int(typed) if typed.isdigit() and len(typed) <= 5 else None
+        if days is None or not 0 <= days <= LONGEST_DELAY_DAYS:
             problems.append(
                 ("after_days", f"Enter the number of days, from 0 to {LONGEST_DELAY_DAYS}")
             )
-            form.after_days.errors = []
         body["schedule"] = [{"instrument": form.instrument.data or "", "after": f"P{days or 0}D"}]
     if problems or when is None:
         return None, problems

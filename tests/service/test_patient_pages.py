@@ -273,6 +273,7 @@ def test_a_follow_up_due_at_the_weekend_shows_when_the_send_window_next_opens(
     [
         ({"protocol": "", "after_days": ""}, "after_days", "Enter the number of days"),
         ({"protocol": "", "after_days": "99999"}, "after_days", "Enter the number of days"),
+        ({"protocol": "", "after_days": "two"}, "after_days", "Enter the number of days"),
         ({"protocol": "", "instrument": "nosuch"}, "instrument", "Choose a questionnaire"),
         ({"day": "30", "month": "2"}, "day", "Consultation date must be a real date"),
         ({"protocol": "no_such_protocol"}, "protocol", "Choose a protocol"),
