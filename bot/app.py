@@ -76,11 +76,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _size_limit(app)
 
     from bot import web
-    from bot.web import patient_import, reports
+    from bot.web import patient_import, patient_pages, reports
 
     web.init_app(app)
     app.register_blueprint(reports.bp)
     app.register_blueprint(patient_import.bp)
+    app.register_blueprint(patient_pages.bp)
     return app
 
 

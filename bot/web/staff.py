@@ -46,7 +46,7 @@ from wtforms.validators import DataRequired, Length
 from bot.errors import NotFound
 from bot.instruments import Catalogue
 from bot.schemas.records import ResultOut
-from bot.services import alert_reach, clinical_record, queries, staff_sign_in
+from bot.services import alert_reach, clinical_record, follow_ups, queries, staff_sign_in
 from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
 from bot.store.models import Invitation, Practice, StaffUser
 from bot.web import context, patient_page, roles
@@ -526,22 +526,36 @@ def _who(actor: str | None, user: StaffUser | None) -> str | None:
 
 
 @bp.get("/patients/<patient_id>")
-@requires(*HEALTH_DATA)
+@requires(*ALL_STAFF)
 def patient(patient_id: str):
-    record = queries.patient_record(context.runtime(), current_user.practice_id, patient_id)
-    results = [
-        {**ResultOut.of(r).model_dump(mode="json"), "finished": r.finished_at}
-        for r in record.results
-    ]
+    """Every role: details, opt-out, consultations and follow-ups, scheduling. Scores,
+    answers and alerts are read (and shown) only for the roles that may see health data."""
+    from bot.web import patient_pages  # its blueprint registers after this one
+
+    rt = context.runtime()
+    overview = follow_ups.patient_overview(
+        rt, current_user.practice_id, patient_id, rt.catalogue, now=context.now()
+    )
+    health: dict = {}
+    if current_user.role in HEALTH_DATA:
+        record = queries.patient_record(rt, current_user.practice_id, patient_id)
+        health = {
+            "results": [
+                {**ResultOut.of(r).model_dump(mode="json"), "finished": r.finished_at}
+                for r in record.results
+            ],
+            "alerts": record.alerts,
+            **patient_page.context(rt, rt.catalogue, current_user.practice_id, patient_id),
+        }
     return render_template(
         "staff/patient.html",
-        practice=record.practice,
-        patient=record.patient,
-        results=results,
-        alerts=record.alerts,
-        **patient_page.context(
-            context.runtime(), context.runtime().catalogue, current_user.practice_id, patient_id
-        ),
+        practice=overview.practice,
+        patient=overview.patient,
+        overview=overview,
+        health_data=bool(health),
+        schedule=patient_pages.schedule_form(overview.practice),
+        schedule_problems=[],
+        **health,
     )
 
 

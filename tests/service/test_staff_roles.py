@@ -20,9 +20,10 @@ from flask.testing import FlaskClient
 from sqlmodel import select
 
 from bot.services.demo import DEMO_PASSWORD, Demo
+from bot.services.enrolment import create_consultation
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
-from bot.store.models import Alert, Patient, Protocol, StaffUser
+from bot.store.models import Alert, Patient, Practice, Protocol, StaffUser
 from tests.service.alerting import STAFF_PASSWORD, add_staff, other_practice, raise_urgent
 from tests.service.conftest import Clock
 
@@ -44,7 +45,30 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("GET", "/staff/alerts/<alert_id>"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
     ("POST", "/staff/alerts/<alert_id>/acknowledge"): (MOVED, MOVED, FORBIDDEN, MISSING, LOGIN),
     ("GET", "/staff/patients"): (OK, OK, OK, OK, LOGIN),
-    ("GET", "/staff/patients/<patient_id>"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
+    ("GET", "/staff/patients/new"): (OK, OK, OK, OK, LOGIN),
+    ("POST", "/staff/patients/new"): (INVALID, INVALID, INVALID, INVALID, LOGIN),
+    ("GET", "/staff/patients/<patient_id>"): (OK, OK, OK, MISSING, LOGIN),
+    ("GET", "/staff/patients/<patient_id>/edit"): (OK, OK, OK, MISSING, LOGIN),
+    ("POST", "/staff/patients/<patient_id>/edit"): (INVALID, INVALID, INVALID, MISSING, LOGIN),
+    ("POST", "/staff/patients/<patient_id>/schedule"): (INVALID, INVALID, INVALID, MISSING, LOGIN),
+    ("GET", "/staff/followups"): (OK, OK, OK, OK, LOGIN),
+    ("POST", "/staff/followups/<invitation_id>/cancel"): (MOVED, MOVED, MOVED, MISSING, LOGIN),
+    ("POST", "/staff/followups/<invitation_id>/send-now"): (MOVED, MOVED, MOVED, MISSING, LOGIN),
+    ("GET", "/staff/followups/<invitation_id>/reschedule"): (OK, OK, OK, MISSING, LOGIN),
+    ("POST", "/staff/followups/<invitation_id>/reschedule"): (
+        INVALID,
+        INVALID,
+        INVALID,
+        MISSING,
+        LOGIN,
+    ),
+    ("POST", "/staff/consultations/<consultation_id>/cancel"): (
+        MOVED,
+        MOVED,
+        MOVED,
+        MISSING,
+        LOGIN,
+    ),
     ("GET", "/staff/patients/<patient_id>/transcript"): (OK, OK, FORBIDDEN, MISSING, LOGIN),
     ("GET", "/staff/reports"): (OK, OK, FORBIDDEN, OK, LOGIN),
     ("GET", "/staff/reports.csv"): (OK, OK, FORBIDDEN, OK, LOGIN),
@@ -226,11 +250,25 @@ def test_each_visitor_gets_exactly_what_the_role_table_says(
                 created_at=clock.now,
             )
         )
+    with transaction(runtime.engine) as session:
+        consultation, (invitation, *_) = create_consultation(
+            session,
+            session.get(Practice, demo.practice.id),
+            runtime.catalogue,
+            patient_id=alex.id,
+            occurred_at=clock.now,
+            protocol=None,
+            schedule=[{"instrument": "phq9", "after": "P14D"}],
+            now=clock.now,
+            actor="test",
+        )
+        ids = {"consultation_id": consultation.id, "invitation_id": invitation.id}
     values = {
         "alert_id": alert_id,
         "patient_id": alex.id,
         "staff_id": spare.id,
         "protocol_name": "demo_only",
+        **ids,
     }
     got: dict[tuple[str, str], tuple[str, ...]] = {}
     for visitor_name in VISITORS:
@@ -268,33 +306,27 @@ def test_reception_is_refused_health_data_with_a_page_that_says_why(
     alex = next(p for p in demo.patients if p.name == "Alex Example")
     alert_id = raise_urgent(runtime, alex, clock.now)
     desk = visitors["reception"].client
-    for path in ["/staff/alerts", f"/staff/alerts/{alert_id}", f"/staff/patients/{alex.id}"]:
+    for path in [
+        "/staff/alerts",
+        f"/staff/alerts/{alert_id}",
+        f"/staff/patients/{alex.id}/transcript",
+    ]:
         page = desk.get(path)
         assert page.status_code == 403, path
         assert "No access" in page.text
         assert "Alex Example" not in page.text and "self-harm" not in page.text
-    # The header leaves out what reception may not open, but still shows the warning banner.
-    start = desk.get("/staff/start")
-    assert 'href="/staff/alerts"' not in start.text
-    assert "reached nobody" in start.text
 
 
-def test_the_root_takes_each_visitor_to_their_start_page(visitors: dict[str, Visitor]) -> None:
-    assert visitors["signed_out"].client.get("/").headers["Location"] == "/staff/login"
-    assert visitors["clinician"].client.get("/").headers["Location"] == "/staff/alerts"
-    assert visitors["admin"].client.get("/").headers["Location"] == "/staff/alerts"
-    assert visitors["reception"].client.get("/").headers["Location"] == "/staff/patients"
-
-
-def test_a_staff_view_without_a_guard_is_refused_to_everyone(
-    app: Flask, request: pytest.FixtureRequest
+def test_reception_sees_the_patient_page_without_scores_answers_or_alerts(
+    visitors: dict[str, Visitor], runtime: Runtime, demo: Demo, clock: Clock
 ) -> None:
-    @app.get("/staff/forgotten")
-    def forgotten() -> str:
-        return "health data"
-
-    visitors = request.getfixturevalue("visitors")  # signs in: after the app is set up
-    for name in VISITORS:
-        response = visitors[name].client.get("/staff/forgotten")
-        assert response.status_code == 403, name
-        assert "health data" not in response.text
+    alex = next(p for p in demo.patients if p.name == "Alex Example")
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    clinician_page = visitors["clinician"].client.get(f"/staff/patients/{alex.id}")
+    assert "alerts-title" in clinician_page.text and alert_id in clinician_page.text
+    page = visitors["reception"].client.get(f"/staff/patients/{alex.id}")
+    assert page.status_code == 200
+    assert "Alex Example" in page.text and "Consultations and follow-ups" in page.text
+    for health in ("self-harm", alert_id, "alerts-title", "instrument-section", "/transcript",
+                   "Results", "answer-", "score", "Severe"):  # fmt: skip
+        assert health not in page.text, health
