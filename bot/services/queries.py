@@ -145,51 +145,6 @@ def get_invitation(session: Session, practice: Practice, invitation_id: str) -> 
 
 
 @dataclass(frozen=True)
-class AlertBoard:
-    """The alerts page: open alerts (most severe, then newest, first), and recent ones seen."""
-
-    practice: Practice
-    open: list[tuple[Alert, Patient]]
-    acknowledged: list[tuple[Alert, Patient]]
-    notices: dict[str, list[alert_reach.NoticeView]]
-    """The latest notice to each recipient by each channel, per alert shown."""
-    unreached: set[str]
-    """The ids of the alerts shown that have reached nobody."""
-
-
-def alert_board(rt: Runtime, practice_id: str, *, acknowledged_shown: int) -> AlertBoard:
-    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
-    with _read(rt) as session:
-        practice = _practice(session, practice_id)
-        base = (
-            select(Alert, Patient)
-            .join(Patient, col(Patient.id) == col(Alert.patient_id))
-            .where(Alert.practice_id == practice.id)
-        )
-        open_rows = session.exec(
-            base.where(Alert.status == "open").order_by(
-                severity, col(Alert.created_at).desc(), col(Alert.id)
-            )
-        ).all()
-        acknowledged_rows = session.exec(
-            base.where(Alert.status == "acknowledged")
-            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
-            .limit(acknowledged_shown)
-        ).all()
-        shown_ids = [a.id for a, _p in [*open_rows, *acknowledged_rows]]
-        return AlertBoard(
-            practice,
-            [(a, p) for a, p in open_rows],
-            [(a, p) for a, p in acknowledged_rows],
-            notices={
-                alert_id: alert_reach.latest_per_recipient(rows)
-                for alert_id, rows in alert_reach.notices_of(session, shown_ids).items()
-            },
-            unreached=alert_reach.unreached_among(session, shown_ids),
-        )
-
-
-@dataclass(frozen=True)
 class AlertDetail:
     practice: Practice
     alert: Alert

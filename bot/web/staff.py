@@ -64,7 +64,6 @@ FLAG_LABELS = {
     "severe_score": "Severe score",
     "callback_requested": "Patient asked for a call back",
 }
-ACKNOWLEDGED_SHOWN = 50
 CHANNEL_LABELS = {"email": "e-mail", "sms": "SMS"}
 KIND_LABELS = {"notify": "new alert", "fallback": "fallback", "escalate": "escalation"}
 # An alert's history, from the audit log: what each entry means to a clinician.
