@@ -534,7 +534,11 @@ def _alert_page(alert_id: str, form: AcknowledgeForm, *, problems: list, status:
         acknowledged_by=_who(detail.acknowledged_by, detail.acknowledged_by_user),
         history=[
             (entry, _history_text(entry, user), _history_note(entry, notes))
-            for entry, user in detail.history
+            # within one instant, what was done before the acknowledgement it led to
+            for entry, user in sorted(
+                detail.history,
+                key=lambda pair: (pair[0].at, not pair[0].action.startswith("alert.outcome.")),
+            )
         ],
         reached_nobody=detail.reached_nobody,
         channel_labels=CHANNEL_LABELS,

@@ -127,7 +127,8 @@ def test_the_outcome_and_note_are_stored_shown_in_the_history_and_audited(
     page = signed_in.get(f"/staff/alerts/{alert_id}").text
     assert re.search(r'id="alert-outcome">\s*Safety plan in place', page)
     assert "Spoke to Alex; crisis line given." in page
-    assert "Safety plan in place: recorded by Dr Sam Riley." in page
+    recorded = page.index("Safety plan in place: recorded by Dr Sam Riley.")
+    assert recorded < page.index("Acknowledged by Dr Sam Riley.")  # what was done, then closed
     assert 'class="staff-patient-words history-note">Note: Spoke to Alex' in page
     assert 'id="acknowledge-form"' not in page  # nothing left to acknowledge
     inbox = signed_in.get("/staff/alerts?state=acknowledged").text
