@@ -47,3 +47,33 @@ def _normalise(text: str) -> str:
 def mentions_risk(text: str) -> bool:
     """True when a text contains a phrase of suicide or self-harm."""
     return bool(_RISK.search(_normalise(text)))
+
+
+def risk_spans(text: str) -> list[tuple[int, int]]:
+    """Where in ``text`` (as the patient wrote it) the risk phrases are: (start, end) pairs.
+
+    The phrases are matched on the normalised text, as ``mentions_risk`` matches
+    them; each normalised character remembers which original character it came
+    from, so the spans cover the patient's own words, punctuation and capitals.
+    """
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        for piece in unicodedata.normalize("NFKC", char).casefold():
+            piece = " " if piece in "\u2019'" or re.match(r"[^\w\s-]", piece) else piece
+            piece = " " if piece.isspace() else piece
+            chars.append(piece)
+            origin.append(index)
+    # squeeze runs of spaces (as _normalise's split/join does), keeping each kept char's origin
+    squeezed: list[str] = []
+    kept: list[int] = []
+    for char, index in zip(chars, origin, strict=True):
+        if char == " " and (not squeezed or squeezed[-1] == " "):
+            continue
+        squeezed.append(char)
+        kept.append(index)
+    normalised = "".join(squeezed)
+    spans: list[tuple[int, int]] = []
+    for match in _RISK.finditer(normalised):
+        spans.append((kept[match.start()], kept[match.end() - 1] + 1))
+    return spans

@@ -13,6 +13,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from bot.errors import NotFound
+from bot.flows.alert_why import Why, alert_why
 from bot.instruments import Catalogue
 from bot.schemas.fields import iso
 from bot.services import alert_reach
@@ -21,6 +22,7 @@ from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import (
     Alert,
+    AlertAction,
     Answer,
     Invitation,
     Message,
@@ -143,51 +145,6 @@ def get_invitation(session: Session, practice: Practice, invitation_id: str) -> 
 
 
 @dataclass(frozen=True)
-class AlertBoard:
-    """The alerts page: open alerts (most severe, then newest, first), and recent ones seen."""
-
-    practice: Practice
-    open: list[tuple[Alert, Patient]]
-    acknowledged: list[tuple[Alert, Patient]]
-    notices: dict[str, list[alert_reach.NoticeView]]
-    """The latest notice to each recipient by each channel, per alert shown."""
-    unreached: set[str]
-    """The ids of the alerts shown that have reached nobody."""
-
-
-def alert_board(rt: Runtime, practice_id: str, *, acknowledged_shown: int) -> AlertBoard:
-    severity = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
-    with _read(rt) as session:
-        practice = _practice(session, practice_id)
-        base = (
-            select(Alert, Patient)
-            .join(Patient, col(Patient.id) == col(Alert.patient_id))
-            .where(Alert.practice_id == practice.id)
-        )
-        open_rows = session.exec(
-            base.where(Alert.status == "open").order_by(
-                severity, col(Alert.created_at).desc(), col(Alert.id)
-            )
-        ).all()
-        acknowledged_rows = session.exec(
-            base.where(Alert.status == "acknowledged")
-            .order_by(severity, col(Alert.acknowledged_at).desc(), col(Alert.id))
-            .limit(acknowledged_shown)
-        ).all()
-        shown_ids = [a.id for a, _p in [*open_rows, *acknowledged_rows]]
-        return AlertBoard(
-            practice,
-            [(a, p) for a, p in open_rows],
-            [(a, p) for a, p in acknowledged_rows],
-            notices={
-                alert_id: alert_reach.latest_per_recipient(rows)
-                for alert_id, rows in alert_reach.notices_of(session, shown_ids).items()
-            },
-            unreached=alert_reach.unreached_among(session, shown_ids),
-        )
-
-
-@dataclass(frozen=True)
 class AlertDetail:
     practice: Practice
     alert: Alert
@@ -202,6 +159,8 @@ class AlertDetail:
     acknowledged_by_user: StaffUser | None
     recorded: Answer | None
     """The answer now recorded at the alert's question (beside the patient's own words)."""
+    why: Why
+    """Why it was raised, in words."""
 
 
 def alert_detail(rt: Runtime, practice_id: str, alert_id: str) -> AlertDetail:
@@ -226,7 +185,147 @@ def alert_detail(rt: Runtime, practice_id: str, alert_id: str) -> AlertDetail:
             acknowledged_by=alert.acknowledged_by,
             acknowledged_by_user=_staff_member(session, practice, alert.acknowledged_by),
             recorded=answer_behind_alert(session, alert),
+            why=alert_whys(session, rt.catalogue, [alert])[alert.id],
         )
+
+
+# -- the alert inbox ----------------------------------------------------------------------
+
+INBOX_STATES = ("open", "acknowledged", "all")
+INBOX_SEVERITIES = ("all", *SEVERITY_ORDER)
+
+
+@dataclass(frozen=True)
+class AlertInbox:
+    """The alerts inbox: urgent first, then oldest first, as filtered."""
+
+    practice: Practice
+    rows: list[tuple[Alert, Patient]]
+    whys: dict[str, Why]
+    notices: dict[str, list[alert_reach.NoticeView]]
+    unreached: set[str]
+    more: bool
+    """Whether more alerts matched than were shown."""
+
+
+def alert_inbox(
+    rt: Runtime, practice_id: str, *, state: str = "open", severity: str = "all", limit: int = 100
+) -> AlertInbox:
+    """This practice's alerts in ``state`` (open, acknowledged or all) of ``severity`` (or
+    all): urgent first, then the oldest first, so the one waiting longest is on top."""
+    rank = case(SEVERITY_ORDER, value=col(Alert.severity), else_=len(SEVERITY_ORDER))
+    with _read(rt) as session:
+        practice = _practice(session, practice_id)
+        query = (
+            select(Alert, Patient)
+            .join(Patient, col(Patient.id) == col(Alert.patient_id))
+            .where(Alert.practice_id == practice.id)
+        )
+        if state in ("open", "acknowledged"):
+            query = query.where(Alert.status == state)
+        if severity in SEVERITY_ORDER:
+            query = query.where(Alert.severity == severity)
+        found = session.exec(
+            query.order_by(rank, col(Alert.created_at), col(Alert.id)).limit(limit + 1)
+        ).all()
+        rows = [(a, p) for a, p in found[:limit]]
+        ids = [a.id for a, _p in rows]
+        return AlertInbox(
+            practice,
+            rows,
+            whys=alert_whys(session, rt.catalogue, [a for a, _p in rows]),
+            notices={
+                alert_id: alert_reach.latest_per_recipient(found_rows)
+                for alert_id, found_rows in alert_reach.notices_of(session, ids).items()
+            },
+            unreached=alert_reach.unreached_among(session, ids),
+            more=len(found) > limit,
+        )
+
+
+def alert_whys(session: Session, catalogue: Catalogue, alerts: list[Alert]) -> dict[str, Why]:
+    """Why each alert was raised, in words (``bot.flows.alert_why``), in a few statements."""
+    invitation_ids = sorted({a.invitation_id for a in alerts if a.invitation_id})
+    instruments: dict[str, str] = {}
+    values: dict[tuple[str, str], int] = {}
+    results: dict[str, ResultRecord] = {}
+    if invitation_ids:
+        for invitation in session.exec(
+            select(Invitation).where(col(Invitation.id).in_(invitation_ids))
+        ).all():
+            instruments[invitation.id] = invitation.instrument
+        for answer in session.exec(
+            select(Answer)
+            .where(col(Answer.invitation_id).in_(invitation_ids))
+            .where(Answer.superseded == False)  # noqa: E712
+            .order_by(col(Answer.answered_at), col(Answer.id))
+        ).all():
+            values[(answer.invitation_id, answer.item)] = answer.value  # the latest wins
+        for result in session.exec(
+            select(ResultRecord)
+            .where(col(ResultRecord.invitation_id).in_(invitation_ids))
+            .order_by(col(ResultRecord.finished_at), col(ResultRecord.id))
+        ).all():
+            results[result.invitation_id] = result  # the last stage wins
+    whys: dict[str, Why] = {}
+    for alert in alerts:
+        instrument_id = instruments.get(alert.invitation_id or "")
+        result = results.get(alert.invitation_id or "")
+        if alert.reason == "score" and result is not None:
+            instrument_id = result.instrument
+        instrument = catalogue.get(instrument_id) if instrument_id else None
+        if instrument is not None and alert.item and alert.item not in instrument.item_ids:
+            # a screen that went on to its full form: the item is in the other one
+            instrument = next(
+                (catalogue[i] for i in catalogue if alert.item in catalogue[i].item_ids), None
+            )
+        previous = None
+        if alert.reason == "score" and result is not None:
+            previous = session.exec(
+                select(ResultRecord.total)
+                .where(ResultRecord.patient_id == alert.patient_id)
+                .where(ResultRecord.instrument == result.instrument)
+                .where(col(ResultRecord.finished_at) < result.finished_at)
+                .where(col(ResultRecord.total).is_not(None))
+                .order_by(col(ResultRecord.finished_at).desc())
+            ).first()
+        whys[alert.id] = alert_why(
+            flag=alert.flag,
+            reason=alert.reason,
+            instrument=instrument,
+            item=alert.item,
+            value=values.get((alert.invitation_id or "", alert.item or "")),
+            patient_words=alert.patient_words,
+            total=result.total if result is not None else None,
+            band=result.band if result is not None else None,
+            previous_total=previous,
+        )
+    return whys
+
+
+def alert_actions(rt: Runtime, practice_id: str, alert_id: str) -> list[AlertAction]:
+    """Every outcome recorded about the alert, oldest first."""
+    with _read(rt) as session:
+        alert = get_alert(session, _practice(session, practice_id), alert_id)
+        return list(
+            session.exec(
+                select(AlertAction)
+                .where(AlertAction.alert_id == alert.id)
+                .order_by(col(AlertAction.at), col(AlertAction.id))
+            ).all()
+        )
+
+
+def latest_scores(rt: Runtime, practice_id: str, patient_id: str) -> list[ResultRecord]:
+    """The patient's latest scored result per instrument (the alert page's "last scores")."""
+    with _read(rt) as session:
+        practice = _practice(session, practice_id)
+        person = get_patient(session, practice, patient_id)
+        latest: dict[str, ResultRecord] = {}
+        for result in _results(session, person.id, newest_first=True):
+            if result.total is not None and result.instrument not in latest:
+                latest[result.instrument] = result
+        return list(latest.values())
 
 
 def _staff_member(session: Session, practice: Practice, actor: str | None) -> StaffUser | None:

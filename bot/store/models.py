@@ -250,6 +250,24 @@ class Alert(SQLModel, table=True):
     fallback_at: datetime | None = _when(nullable=True)
     """When the practice's contact e-mail and escalation contacts were told because no
     on-duty clinician could be (at most once per alert; the audit log says why)."""
+    outcome: str | None = Field(default=None, max_length=30)
+    """What the clinician who acknowledged did (``bot.services.alert_acknowledgement.OUTCOMES``)."""
+    outcome_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AlertAction(SQLModel, table=True):
+    """One outcome a clinician recorded about an alert: the one that closed it, and every
+    attempt before it that did not ("could not reach" keeps the alert open). Shown in the
+    alert's history; the audit log has the same event, by id only."""
+
+    __tablename__ = "alert_action"
+    id: str = _id()
+    alert_id: str = Field(foreign_key="alert.id", index=True)
+    practice_id: str = Field(foreign_key="practice.id", index=True)
+    outcome: str = Field(max_length=30)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    actor: str = Field(max_length=80)
+    at: datetime = _when()
 
 
 class AlertNotification(SQLModel, table=True):

@@ -17,6 +17,7 @@ address, ``STAFF_LOGIN_MAX_FAILURES_PER_CLIENT`` per client address, within
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -40,13 +41,15 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
-from wtforms import PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import PasswordField, RadioField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from bot.errors import NotFound
 from bot.instruments import Catalogue
+from bot.schemas.fields import FORBIDDEN
 from bot.schemas.records import ResultOut
 from bot.services import alert_reach, clinical_record, follow_ups, queries, staff_sign_in
+from bot.services.alert_acknowledgement import KEEPS_OPEN, NOTE_LIMIT, OUTCOMES
 from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
 from bot.store.models import Invitation, Practice, StaffUser
 from bot.web import context, patient_page, roles
@@ -61,7 +64,6 @@ FLAG_LABELS = {
     "severe_score": "Severe score",
     "callback_requested": "Patient asked for a call back",
 }
-ACKNOWLEDGED_SHOWN = 50
 CHANNEL_LABELS = {"email": "e-mail", "sms": "SMS"}
 KIND_LABELS = {"notify": "new alert", "fallback": "fallback", "escalate": "escalation"}
 # An alert's history, from the audit log: what each entry means to a clinician.
@@ -265,6 +267,16 @@ class LoginLimiter:
 # -- forms ---------------------------------------------------------------------------------
 
 
+_HOSTILE = re.compile(f"[{FORBIDDEN}]")
+
+
+def _plain_text(form: FlaskForm, field) -> None:
+    """Refuse what the API's text fields refuse (control characters, bidirectional
+    controls, lone surrogates); line breaks are allowed in a note."""
+    if _HOSTILE.search((field.data or "").replace("\r\n", "").replace("\n", "")):
+        raise ValidationError("Remove the control characters or direction marks from the note")
+
+
 class LoginForm(FlaskForm):
     email = StringField(
         "E-mail address",
@@ -277,7 +289,20 @@ class LoginForm(FlaskForm):
 
 
 class AcknowledgeForm(FlaskForm):
-    submit = SubmitField("Acknowledge")
+    outcome = RadioField(
+        "What did you do?",
+        choices=list(OUTCOMES),  # the template labels them
+        validators=[InputRequired("Choose what you did about this alert")],
+    )
+    note = TextAreaField(
+        "Note (optional)",
+        validators=[
+            Optional(),
+            Length(max=NOTE_LIMIT, message=f"Keep the note to {NOTE_LIMIT} characters or fewer"),
+            _plain_text,
+        ],
+    )
+    submit = SubmitField("Record")
 
 
 class LogoutForm(FlaskForm):
@@ -423,29 +448,82 @@ def logout():
 # -- alerts --------------------------------------------------------------------------------
 
 
+INBOX_POLL_SECONDS = 10  # how often an open inbox asks for its rows again (htmx)
+COUNT_POLL_SECONDS = 30  # how often every staff page's header asks for the urgent count
+
+
+def _inbox_filters() -> tuple[str, str]:
+    """The inbox's filters from the query string; anything unknown is the default."""
+    state = request.args.get("state", "open")
+    severity = request.args.get("severity", "all")
+    return (
+        state if state in queries.INBOX_STATES else "open",
+        severity if severity in queries.INBOX_SEVERITIES else "all",
+    )
+
+
+def _inbox_context() -> dict[str, object]:
+    state, severity = _inbox_filters()
+    inbox = queries.alert_inbox(
+        context.runtime(), current_user.practice_id, state=state, severity=severity
+    )
+    return {
+        "practice": inbox.practice,
+        "rows": inbox.rows,
+        "whys": inbox.whys,
+        "notices": inbox.notices,
+        "unreached": inbox.unreached,
+        "more": inbox.more,
+        "state": state,
+        "severity": severity,
+        "channel_labels": CHANNEL_LABELS,
+        "outcome_labels": OUTCOMES,
+        "poll_seconds": INBOX_POLL_SECONDS,
+    }
+
+
 @bp.get("/alerts")
 @requires(*HEALTH_DATA)
 def alerts():
-    board = queries.alert_board(
-        context.runtime(), current_user.practice_id, acknowledged_shown=ACKNOWLEDGED_SHOWN
-    )
+    """The inbox: urgent first, then oldest; filtered by a plain GET form. It refreshes its
+    rows by itself (htmx polls ``alerts_fragment``); without JavaScript, reload the page."""
+    return render_template("staff/alerts.html", **_inbox_context())
+
+
+@bp.get("/alerts/fragment")
+@requires(*HEALTH_DATA)
+def alerts_fragment():
+    """The inbox's rows alone, for htmx to swap in (same filters as the page)."""
+    return render_template("staff/_alert_inbox.html", **_inbox_context())
+
+
+@bp.get("/alerts/count")
+@requires(*HEALTH_DATA)
+def alerts_count():
+    """The header's open urgent count alone, for htmx to swap in on every staff page."""
+    counts = queries.header_counts(context.runtime(), current_user.practice_id)
     return render_template(
-        "staff/alerts.html",
-        practice=board.practice,
-        open_alerts=board.open,
-        acknowledged_alerts=board.acknowledged,
-        notices=board.notices,
-        unreached=board.unreached,
-        channel_labels=CHANNEL_LABELS,
-        shown=ACKNOWLEDGED_SHOWN,
+        "staff/_alert_count.html", count=counts.open_urgent, poll_seconds=COUNT_POLL_SECONDS
     )
 
 
 @bp.get("/alerts/<alert_id>")
 @requires(*HEALTH_DATA)
 def alert(alert_id: str):
-    detail = queries.alert_detail(context.runtime(), current_user.practice_id, alert_id)
-    catalogue, recorded = context.runtime().catalogue, detail.recorded
+    return _alert_page(alert_id, AcknowledgeForm(), problems=[])
+
+
+def _alert_page(alert_id: str, form: AcknowledgeForm, *, problems: list, status: int = 200):
+    rt = context.runtime()
+    detail = queries.alert_detail(rt, current_user.practice_id, alert_id)
+    catalogue, recorded = rt.catalogue, detail.recorded
+    actions = queries.alert_actions(rt, current_user.practice_id, alert_id)
+    notes = {(a.at, a.actor, a.outcome): a.note for a in actions}
+    scores = (
+        queries.latest_scores(rt, current_user.practice_id, detail.patient.id)
+        if detail.patient is not None
+        else []
+    )
     return render_template(
         "staff/alert.html",
         practice=detail.practice,
@@ -454,7 +532,14 @@ def alert(alert_id: str):
         invitation=detail.invitation,
         notices=detail.notices,
         acknowledged_by=_who(detail.acknowledged_by, detail.acknowledged_by_user),
-        history=[(entry, _history_text(entry, user)) for entry, user in detail.history],
+        history=[
+            (entry, _history_text(entry, user), _history_note(entry, notes))
+            # within one instant, what was done before the acknowledgement it led to
+            for entry, user in sorted(
+                detail.history,
+                key=lambda pair: (pair[0].at, not pair[0].action.startswith("alert.outcome.")),
+            )
+        ],
         reached_nobody=detail.reached_nobody,
         channel_labels=CHANNEL_LABELS,
         kind_labels=KIND_LABELS,
@@ -465,8 +550,22 @@ def alert(alert_id: str):
             else None
         ),
         question=_question(catalogue, detail.invitation, detail.alert.item),
-        form=AcknowledgeForm(),
-    )
+        why=detail.why,
+        scores=[
+            (catalogue[r.instrument].short_title if r.instrument in catalogue else r.instrument, r)
+            for r in scores
+        ],
+        band_labels=_band_labels(catalogue),
+        attempts=[a for a in actions if a.outcome in KEEPS_OPEN],
+        outcome_labels=OUTCOMES,
+        note_limit=NOTE_LIMIT,
+        form=form,
+        problems=problems,
+    ), status
+
+
+def _band_labels(catalogue: Catalogue) -> dict[tuple[str, str], str]:
+    return {(i, b.id): b.label for i in catalogue for b in catalogue[i].bands}
 
 
 def _question(catalogue: Catalogue, invitation: Invitation | None, item: str | None) -> str | None:
@@ -490,24 +589,54 @@ def _history_text(entry: alert_reach.HistoryEntry, user: StaffUser | None) -> st
         return f"{how[:1].upper()}{how[1:]} to {to} ({what}): {outcome}."
     if entry.action == "alert.acknowledged":
         return f"Acknowledged by {_who(entry.actor, user)}."
+    if entry.action.startswith("alert.outcome."):
+        outcome = entry.action.removeprefix("alert.outcome.")
+        label = OUTCOMES.get(outcome, outcome.replace("_", " "))
+        still_open = " The alert stays open." if outcome in KEEPS_OPEN else ""
+        return f"{label}: recorded by {_who(entry.actor, user)}.{still_open}"
     return HISTORY_LABELS.get(entry.action, entry.action)
+
+
+def _history_note(entry: alert_reach.HistoryEntry, notes: dict) -> str | None:
+    if not entry.action.startswith("alert.outcome."):
+        return None
+    return notes.get((entry.at, entry.actor, entry.action.removeprefix("alert.outcome.")))
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
 @requires(*HEALTH_DATA)
 def acknowledge_alert(alert_id: str):
     form = AcknowledgeForm()
-    if not form.validate_on_submit():
+    if not form.is_submitted():
         abort(400)
+    if not form.validate():
+        problems = [(form[name].id, errors[0]) for name, errors in form.errors.items()]
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _alert_page(alert_id, form, problems=problems, status=400)
     actor, now = f"user:{current_user.id}", context.now()
+    outcome, note = form.outcome.data, _note(form.note.data)
     acknowledged = acknowledge(
-        context.runtime(), current_user.practice_id, alert_id, actor=actor, now=now
+        context.runtime(),
+        current_user.practice_id,
+        alert_id,
+        actor=actor,
+        now=now,
+        outcome=outcome,
+        note=note,
     )
-    if (acknowledged.acknowledged_by, acknowledged.acknowledged_at) == (actor, now):
+    if outcome in KEEPS_OPEN and acknowledged.status == "open":
+        flash("Attempt recorded. The alert stays open and escalation continues.", "info")
+    elif (acknowledged.acknowledged_by, acknowledged.acknowledged_at) == (actor, now):
         flash("Alert acknowledged. Escalation has stopped.", "info")
     else:
         flash("Someone had already acknowledged this alert.", "info")
     return redirect(url_for("staff.alert", alert_id=alert_id))
+
+
+def _note(text: str | None) -> str | None:
+    text = (text or "").replace("\r\n", "\n").strip()
+    return text or None
 
 
 def _who(actor: str | None, user: StaffUser | None) -> str | None:

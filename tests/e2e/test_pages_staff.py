@@ -69,7 +69,7 @@ def test_every_staff_page_is_accessible_and_keeps_to_its_content_security_policy
         _check(page, f"{server.backend}-alerts")
 
         page.locator("tr.alert-row").first.get_by_role("link").click()
-        expect(page.get_by_role("button", name="Acknowledge")).to_be_visible()
+        expect(page.get_by_role("button", name="Record")).to_be_visible()
         _check(page, f"{server.backend}-alert")
 
         page.get_by_role("link", name="See this patient's results").click()

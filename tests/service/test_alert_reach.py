@@ -365,7 +365,10 @@ def test_with_nobody_at_all_to_tell_the_alert_stays_unreached_for_everyone_to_se
     page = signed_in.get(f"/staff/alerts/{alert_id}").text
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert token
-    signed_in.post(f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": token[1]})
+    signed_in.post(
+        f"/staff/alerts/{alert_id}/acknowledge",
+        data={"csrf_token": token[1], "outcome": "contacted"},
+    )
     assert unreached(runtime) == 0
     assert BANNER not in signed_in.get("/staff/alerts").text
 

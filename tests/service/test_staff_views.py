@@ -224,7 +224,8 @@ def test_an_alert_is_acknowledged_through_its_page(
 
     clock.advance(minutes=3)
     response = signed_in.post(
-        f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": csrf_token(page.text)}
+        f"/staff/alerts/{alert_id}/acknowledge",
+        data={"csrf_token": csrf_token(page.text), "outcome": "contacted"},
     )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/staff/alerts/{alert_id}"
@@ -263,7 +264,8 @@ def test_another_practices_alert_and_patient_are_not_found(
         assert response.status_code == 404, path
         assert other.patient.name not in response.text
     response = signed_in.post(
-        f"/staff/alerts/{theirs}/acknowledge", data={"csrf_token": csrf_token(page.text)}
+        f"/staff/alerts/{theirs}/acknowledge",
+        data={"csrf_token": csrf_token(page.text), "outcome": "contacted"},
     )
     assert response.status_code == 404
     with transaction(runtime.engine, read_only=True) as session:

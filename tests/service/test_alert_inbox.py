@@ -1,0 +1,316 @@
+"""The alert inbox and acknowledging with an outcome, through Flask's test client.
+
+On SQLite and PostgreSQL. An acknowledgement needs an outcome (an error summary
+otherwise) and may carry a note; both are stored, shown in the alert's history
+and audited. "Could not reach" records the attempt but keeps the alert open,
+and the escalation job (driven with the test clock, as the scheduler drives it)
+keeps escalating it. The inbox lists urgent first, then the oldest; it filters
+by state and severity with a plain GET form, and its rows and the header's
+count come as fragments for htmx to poll, under the same role guard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import col, select
+
+from bot.services.alert_notices import escalate_due, notify_due
+from bot.services.demo import Demo
+from bot.services.runtime import Runtime
+from bot.store.db import transaction
+from bot.store.models import Alert, AlertAction, AuditEvent, Patient, StaffUser
+from tests.service.alerting import (
+    STAFF_PASSWORD,
+    Mailbox,
+    add_alert,
+    add_staff,
+    other_practice,
+    raise_urgent,
+    smtp_server,
+)
+from tests.service.conftest import Clock
+from tests.service.test_staff_views import csrf_token, sign_in, staff_id
+
+RILEY = "dr.riley@demo.prombot.test"
+NOTHING = {"alerts": 0, "sent": 0, "failed": 0}
+
+
+@pytest.fixture
+def mailbox(app: Flask) -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        app.config["SMTP_URL"] = box.url
+        yield box
+
+
+@pytest.fixture
+def alex(demo: Demo) -> Patient:
+    return next(p for p in demo.patients if p.name == "Alex Example")
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, demo: Demo) -> FlaskClient:
+    assert sign_in(client).status_code == 302
+    return client
+
+
+def acknowledge(client: FlaskClient, alert_id: str, **fields: str):
+    page = client.get(f"/staff/alerts/{alert_id}")
+    return client.post(
+        f"/staff/alerts/{alert_id}/acknowledge",
+        data={"csrf_token": csrf_token(page.text), **fields},
+    )
+
+
+def get_alert(runtime: Runtime, alert_id: str) -> Alert:
+    with transaction(runtime.engine, read_only=True) as session:
+        return session.get(Alert, alert_id)
+
+
+def audit_of(runtime: Runtime, alert_id: str) -> list[tuple[str, str]]:
+    with transaction(runtime.engine, read_only=True) as session:
+        events = session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.subject_id == alert_id)
+            .order_by(col(AuditEvent.at), col(AuditEvent.id))
+        ).all()
+        return [(e.action, e.actor) for e in events]
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'data-alert-id="([0-9a-f]{32})"', html)
+
+
+# -- acknowledging with an outcome ---------------------------------------------------------
+
+
+def test_acknowledging_without_an_outcome_shows_an_error_summary_and_changes_nothing(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    response = acknowledge(signed_in, alert_id, note="Left a voicemail")
+    assert response.status_code == 400
+    assert "There is a problem" in response.text
+    assert '<a href="#outcome-0">Choose what you did about this alert</a>' in response.text
+    assert "<title>Error: Alert" in response.text
+    assert "Left a voicemail</textarea>" in response.text  # what was typed is kept
+    alert = get_alert(runtime, alert_id)
+    assert (alert.status, alert.outcome) == ("open", None)
+    assert [a for a, _ in audit_of(runtime, alert_id) if a.startswith("alert.outcome")] == []
+
+
+def test_the_outcome_and_note_are_stored_shown_in_the_history_and_audited(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    clock.advance(minutes=4)
+    note = "Spoke to Alex; crisis line given.\r\nReview on Friday."
+    response = acknowledge(signed_in, alert_id, outcome="safety_plan", note=note)
+    assert response.status_code == 302
+    alert = get_alert(runtime, alert_id)
+    riley = f"user:{staff_id(runtime, RILEY)}"
+    assert (alert.status, alert.outcome, alert.acknowledged_by) == (
+        "acknowledged",
+        "safety_plan",
+        riley,
+    )
+    assert alert.outcome_note == "Spoke to Alex; crisis line given.\nReview on Friday."
+    assert alert.acknowledged_at == clock.now
+    assert {("alert.outcome.safety_plan", riley), ("alert.acknowledged", riley)} <= set(
+        audit_of(runtime, alert_id)
+    )
+    page = signed_in.get(f"/staff/alerts/{alert_id}").text
+    assert re.search(r'id="alert-outcome">\s*Safety plan in place', page)
+    assert "Spoke to Alex; crisis line given." in page
+    recorded = page.index("Safety plan in place: recorded by Dr Sam Riley.")
+    assert recorded < page.index("Acknowledged by Dr Sam Riley.")  # what was done, then closed
+    assert 'class="staff-patient-words history-note">Note: Spoke to Alex' in page
+    assert 'id="acknowledge-form"' not in page  # nothing left to acknowledge
+    inbox = signed_in.get("/staff/alerts?state=acknowledged").text
+    assert alert_id in inbox and "Safety plan in place" in inbox
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ("call back \u202eyadirf", "Remove the control characters or direction marks"),
+        ("nul\x00byte", "Remove the control characters or direction marks"),
+        ("x" * 1001, "Keep the note to 1000 characters or fewer"),
+    ],
+    ids=["bidirectional override", "NUL", "too long"],
+)
+def test_a_hostile_or_overlong_note_is_refused(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock, note: str, message: str
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    response = acknowledge(signed_in, alert_id, outcome="contacted", note=note)
+    assert response.status_code == 400
+    assert f'<a href="#note">{message}' in response.text
+    assert get_alert(runtime, alert_id).status == "open"
+    with transaction(runtime.engine, read_only=True) as session:
+        assert session.exec(select(AlertAction)).all() == []
+
+
+def test_could_not_reach_keeps_the_alert_open_and_its_escalation_running(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock, mailbox: Mailbox
+) -> None:
+    raised = clock.now
+    alert_id = raise_urgent(runtime, alex, raised)
+    notify_due(runtime, raised)
+    assert escalate_due(runtime, raised) == NOTHING
+
+    clock.advance(minutes=10)
+    response = acknowledge(signed_in, alert_id, outcome="could_not_reach", note="No answer")
+    assert response.status_code == 302
+    page = signed_in.get(f"/staff/alerts/{alert_id}").text
+    assert "Attempt recorded. The alert stays open and escalation continues." in page
+    assert 'id="alert-status" class="status-open"' in page
+    assert "Could not reach the patient: recorded by Dr Sam Riley. The alert stays open." in page
+    assert "Note: No answer" in page
+    alert = get_alert(runtime, alert_id)
+    assert (alert.status, alert.acknowledged_at, alert.outcome) == ("open", None, None)
+    riley = f"user:{staff_id(runtime, RILEY)}"
+    assert ("alert.outcome.could_not_reach", riley) in audit_of(runtime, alert_id)
+    assert ("alert.acknowledged", riley) not in audit_of(runtime, alert_id)
+
+    # the scheduler's next pass at 30 minutes escalates it as if nobody had tried
+    assert escalate_due(runtime, raised + timedelta(minutes=30))["alerts"] == 1
+    assert get_alert(runtime, alert_id).escalations == 1
+
+    clock.advance(minutes=25)
+    acknowledge(signed_in, alert_id, outcome="contacted", note="Reached on the second try")
+    alert = get_alert(runtime, alert_id)
+    assert (alert.status, alert.outcome) == ("acknowledged", "contacted")
+    assert escalate_due(runtime, raised + timedelta(minutes=60)) == NOTHING
+    with transaction(runtime.engine, read_only=True) as session:
+        actions = session.exec(select(AlertAction).order_by(col(AlertAction.at))).all()
+        assert [(a.outcome, a.note) for a in actions] == [
+            ("could_not_reach", "No answer"),
+            ("contacted", "Reached on the second try"),
+        ]
+
+
+def test_the_api_acknowledges_without_a_body_as_before(
+    client: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock, api_headers
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    response = client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=api_headers)
+    assert response.status_code == 200
+    assert response.json["status"] == "acknowledged"
+    assert get_alert(runtime, alert_id).outcome is None
+
+
+# -- why, in words -------------------------------------------------------------------------
+
+
+def test_the_page_and_the_inbox_say_why_with_the_matched_words_marked(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)  # "Some days I want to end it all"
+    why = "Texted: \u201cSome days I want to <mark>end it all</mark>\u201d"
+    page = signed_in.get(f"/staff/alerts/{alert_id}").text
+    assert why in page
+    assert f'<a href="tel:{alex.phone}">{alex.phone}</a>' in page
+    assert why in signed_in.get("/staff/alerts").text
+    assert why in signed_in.get("/staff/alerts/fragment").text
+
+
+# -- the inbox -----------------------------------------------------------------------------
+
+
+def test_the_inbox_lists_urgent_first_then_the_oldest(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    routine_old = add_alert(runtime, alex, clock.now, flag="severe_score", severity="routine")
+    clock.advance(minutes=1)
+    urgent_old = add_alert(runtime, alex, clock.now, flag="self_harm_risk", severity="urgent")
+    clock.advance(minutes=1)
+    information = add_alert(runtime, alex, clock.now, flag="severe_score", severity="information")
+    clock.advance(minutes=1)
+    urgent_new = add_alert(runtime, alex, clock.now, flag="self_harm_risk", severity="urgent")
+    clock.advance(minutes=1)
+    routine_new = add_alert(runtime, alex, clock.now, flag="severe_score", severity="routine")
+    expected = [urgent_old, urgent_new, routine_old, routine_new, information]
+    assert listed(signed_in.get("/staff/alerts").text) == expected
+    assert listed(signed_in.get("/staff/alerts/fragment").text) == expected
+
+
+def test_the_inbox_filters_by_state_and_severity(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    urgent = add_alert(runtime, alex, clock.now, flag="self_harm_risk", severity="urgent")
+    routine = add_alert(runtime, alex, clock.now, flag="severe_score", severity="routine")
+    done = add_alert(runtime, alex, clock.now, flag="severe_score", severity="routine")
+    acknowledge(signed_in, done, outcome="no_action")
+
+    def shown(query: str) -> set[str]:
+        page = signed_in.get(f"/staff/alerts{query}")
+        fragment = signed_in.get(f"/staff/alerts/fragment{query}")
+        assert page.status_code == fragment.status_code == 200
+        assert set(listed(page.text)) == set(listed(fragment.text))
+        return set(listed(page.text))
+
+    assert shown("") == {urgent, routine}  # open, any severity
+    assert shown("?state=acknowledged") == {done}
+    assert shown("?state=all") == {urgent, routine, done}
+    assert shown("?state=all&severity=routine") == {routine, done}
+    assert shown("?state=open&severity=urgent") == {urgent}
+    assert shown("?state=open&severity=information") == set()
+    assert shown("?state=nonsense&severity=%3Cscript%3E") == {urgent, routine}
+    page = signed_in.get("/staff/alerts?state=acknowledged&severity=routine").text
+    assert '<option value="acknowledged" selected>' in page
+    assert '<option value="routine" selected>' in page
+    # the poll keeps the filters
+    assert 'hx-get="/staff/alerts/fragment?state=acknowledged&amp;severity=routine"' in page
+    assert 'hx-trigger="every 10s"' in page
+    empty = signed_in.get("/staff/alerts?severity=information").text
+    assert "No open information alerts for Demo Surgery." in empty
+
+
+def test_the_fragments_are_only_rows_and_the_count(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock
+) -> None:
+    fragment = signed_in.get("/staff/alerts/fragment")
+    assert "<html" not in fragment.text and "No open alerts" in fragment.text
+    assert fragment.headers["Cache-Control"] == "no-store"
+    count = signed_in.get("/staff/alerts/count").text
+    assert re.search(r'id="open-urgent-count">0<', count)
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    assert alert_id in listed(signed_in.get("/staff/alerts/fragment").text)
+    count = signed_in.get("/staff/alerts/count").text
+    assert re.search(r'id="open-urgent-count">1<', count)
+    assert 'hx-get="/staff/alerts/count"' in count  # it keeps polling after each swap
+
+
+def test_reception_is_refused_the_fragments_and_another_practice_sees_nothing_of_ours(
+    app: Flask, runtime: Runtime, demo: Demo, alex: Patient, clock: Clock
+) -> None:
+    alert_id = raise_urgent(runtime, alex, clock.now)
+    desk = add_staff(
+        runtime, demo.practice.id, clock.now, email="desk@demo.prombot.test", name="Pat Desk"
+    )
+    with transaction(runtime.engine) as session:
+        session.get(StaffUser, desk.id).role = "reception"
+    reception = app.test_client()
+    assert (
+        sign_in(reception, email="desk@demo.prombot.test", password=STAFF_PASSWORD).status_code
+        == 302
+    )
+    for path in ("/staff/alerts/fragment", "/staff/alerts/count"):
+        response = reception.get(path)
+        assert response.status_code == 403, path
+        assert alert_id not in response.text and alex.name not in response.text
+
+    other = other_practice(runtime, clock.now)
+    theirs = app.test_client()
+    assert sign_in(theirs, email=other.clinician.email, password=STAFF_PASSWORD).status_code == 302
+    for query in ("", "?state=all", "?state=all&severity=urgent"):
+        fragment = theirs.get(f"/staff/alerts/fragment{query}")
+        assert fragment.status_code == 200
+        assert alert_id not in fragment.text and alex.name not in fragment.text
+    assert re.search(r'id="open-urgent-count">0<', theirs.get("/staff/alerts/count").text)
