@@ -51,7 +51,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session, col, select
 
-from bot.errors import InputError, NotFound
+from bot.errors import InputError
 from bot.instruments import Catalogue
 from bot.schemas.errors import checked
 from bot.schemas.fields import ProtocolName
@@ -701,15 +701,6 @@ def _digest(rows: list[Row]) -> str:
 
 def _today(practice: Practice, now: datetime) -> date:
     return now.astimezone(ZoneInfo(practice.timezone)).date()
-
-
-def practice_of(rt: Runtime, practice_id: str) -> Practice:
-    """The signed-in member's practice (a page's view of it: read once per request)."""
-    with transaction(rt.engine, read_only=True) as session:
-        practice = session.get(Practice, practice_id)
-    if practice is None:
-        raise NotFound(practice_id)
-    return practice
 
 
 def max_bytes(rt: Runtime) -> int:

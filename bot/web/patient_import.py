@@ -31,7 +31,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import HiddenField, SubmitField
 
-from bot.services import patient_import
+from bot.services import patient_import, practice_settings
 from bot.services.patient_import import ImportRefused, PlanChanged, Preview
 from bot.web import context, staff
 from bot.web.roles import ALL_STAFF, requires
@@ -92,7 +92,7 @@ def _allowed() -> None:
 
 
 def _practice():
-    return patient_import.practice_of(context.runtime(), current_user.practice_id)
+    return practice_settings.practice_of(context.runtime(), current_user.practice_id)
 
 
 def _upload_page(problem: str | None = None, status: int = 200):
