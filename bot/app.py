@@ -64,14 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     catalogue = load_catalogue(settings.prombot_instruments_dirs)
     app.extensions["prombot.catalogue"] = catalogue
-    app.extensions["prombot.runtime"] = Runtime(
-        engine=make_engine(database_url),
-        catalogue=catalogue,
-        gateway=gateway_from_settings(settings),
-        public_base_url=settings.public_base_url,
-        settings=settings,
-        config=app.config,
-    )
+    app.extensions["prombot.runtime"] = build_runtime(app, settings)
     _request_ids(app)
     _size_limit(app)
 
@@ -83,6 +76,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(patient_import.bp)
     app.register_blueprint(patient_pages.bp)
     return app
+
+
+def build_runtime(app: Flask, settings: Settings) -> Runtime:
+    """What the services need: a database engine, the app's questionnaires, the gateway.
+
+    Separate from ``create_app`` so that the test suite can give one app a fresh
+    runtime (a new database) per test instead of building the whole app again.
+    """
+    return Runtime(
+        engine=make_engine(settings.database_url),
+        catalogue=app.extensions["prombot.catalogue"],
+        gateway=gateway_from_settings(settings),
+        public_base_url=settings.public_base_url,
+        settings=settings,
+        config=app.config,
+    )
 
 
 def _web_settings(app: Flask, settings: Settings) -> None:
