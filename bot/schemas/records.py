@@ -161,7 +161,7 @@ class MessagesQuery(Request):
 
 
 def _outcome(value: Any) -> str:
-    if value not in ALERT_OUTCOMES:
+    if not isinstance(value, str) or value not in ALERT_OUTCOMES:
         raise problem(f"must be one of {', '.join(ALERT_OUTCOMES)}")
     return value
 

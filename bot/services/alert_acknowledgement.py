@@ -79,7 +79,7 @@ def acknowledge(
 
     ``InputError`` naming ``outcome`` or ``note`` when either breaks the rules, before
     anything is read or written."""
-    if outcome not in OUTCOMES:
+    if not isinstance(outcome, str) or outcome not in OUTCOMES:
         raise InputError("outcome", CHOOSE_OUTCOME)
     note = clean_note(note)
     alert = get_alert(session, practice, alert_id)

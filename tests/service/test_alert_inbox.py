@@ -210,6 +210,7 @@ def api_acknowledge(client: FlaskClient, headers, alert_id: str, body=None):
             "outcome",
             "outcome must be one of contacted, safety_plan, referred, no_action, could_not_reach",
         ),
+        ({"outcome": ["contacted"]}, "outcome", None),
         ({"outcome": "contacted", "note": 5}, "note", "note must be text"),
         # the staff page's note rule, word for word
         (
@@ -234,6 +235,7 @@ def api_acknowledge(client: FlaskClient, headers, alert_id: str, body=None):
         "empty",
         "note only",
         "unknown outcome",
+        "outcome a list",
         "note not text",
         "bidirectional override",
         "lone CR",
