@@ -213,7 +213,21 @@ def test_code_systems_exist_only_where_loinc_has_no_answers() -> None:
         ("severe", "Severe"),
     ]
     scores = {c["code"] for c in code_system(CATALOGUE, "scores", URLS)["concept"]}
-    assert scores == {*INSTRUMENTS, "who5.percentage"}
+    assert scores == {
+        *INSTRUMENTS,
+        "who5.percentage",
+        *(f"{instrument}.change" for instrument in INSTRUMENTS),
+    }
+    meanings = code_system(CATALOGUE, "reliable-change", URLS)
+    assert [c["code"] for c in meanings["concept"]] == [
+        "reliable_improvement",
+        "reliable_deterioration",
+        "no_reliable_change",
+        "reliable_recovery",
+        "recovery",
+        "not_recovered",
+        "not_a_case",
+    ]
 
 
 # -- the validators fail on what is wrong ---------------------------------------------------

@@ -19,12 +19,15 @@ from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from bot.fhir.terms import (
+    CHANGE,
     LOINC,
     SCORES,
     Urls,
     answer_coding,
     answers_code_system_id,
     bands_code_system_id,
+    change_meanings,
+    change_title,
     fhir_id,
     item_codes,
     loinc_answers,
@@ -170,7 +173,11 @@ def code_system(catalogue: Mapping[str, Instrument], code_system_id: str, urls: 
                 concepts.append(
                     (f"{fhir_id(instrument.id)}.percentage", percentage_title(instrument))
                 )
+            concepts.append((f"{fhir_id(instrument.id)}.change", change_title(instrument)))
         return _code_system(SCORES, "Questionnaire scores", concepts, urls, None)
+    if code_system_id == CHANGE:
+        title = "What a change between two scores means"
+        return _code_system(CHANGE, title, change_meanings(), urls, None)
     return None
 
 

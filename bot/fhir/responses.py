@@ -20,12 +20,13 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session, and_, col, or_, select
 
 from bot.fhir.definitions import TOTAL_LINK_ID
 from bot.fhir.terms import (
@@ -34,13 +35,17 @@ from bot.fhir.terms import (
     Urls,
     answer_coding,
     band_concept,
+    change_component,
     percentage_concept,
+    safety_item_component,
     score_concept,
     score_quantity,
     score_title,
 )
 from bot.flows import ConversationState, outcome
 from bot.instruments import Catalogue, Instrument
+from bot.instruments.change import Scored, classify
+from bot.instruments.record_summary import Previous, record_text
 from bot.services.enrolment import NotFound, looks_like_id
 from bot.services.queries import iso
 from bot.store.models import (
@@ -260,8 +265,23 @@ def questionnaire_response(stage: Stage, patient: Patient, urls: Urls) -> dict[s
     return document
 
 
-def observation(stage: Stage, patient: Patient, urls: Urls) -> dict[str, Any] | None:
-    """The stage's total as a score Observation, or None when it has no total."""
+def observation(
+    stage: Stage,
+    patient: Patient,
+    urls: Urls,
+    *,
+    previous: ResultRecord | None,
+    zone: ZoneInfo,
+) -> dict[str, Any] | None:
+    """The stage's total as a score Observation, or None when it has no total.
+
+    It carries what the "copy to record" block says (``record_summary``), in
+    FHIR's own places: the SNOMED CT concept (``code``), value, date, band
+    (``interpretation``), the risk question's answer and the change since
+    ``previous`` (the patient's previous scored result on the same instrument)
+    with its meaning (``component``, classified by ``bot.instruments.change``),
+    and the block itself as the ``note`` a GP system files with it.
+    """
     result = stage.result
     if result is None or result.total is None:
         return None
@@ -287,19 +307,104 @@ def observation(stage: Stage, patient: Patient, urls: Urls) -> dict[str, Any] | 
         if band is None:
             raise InstrumentChanged(f"{instrument.id} has no band {result.band!r} any more")
         document["interpretation"] = [band_concept(instrument, band, urls)]
+    answers = dict(stage.answers)
+    change = (
+        classify(
+            instrument,
+            Scored(previous.total, previous.prorated),
+            Scored(result.total, result.prorated),
+        )
+        if previous is not None
+        else None
+    )
+    notes = [
+        record_text(
+            instrument,
+            on=_day(result.finished_at, zone),
+            total=result.total,
+            band=result.band,
+            answers=answers,
+            prorated=result.prorated,
+            previous=Previous(previous.total, _day(previous.finished_at, zone))
+            if previous is not None and previous.total is not None
+            else None,
+            change=change,
+        )
+    ]
     if result.prorated:
-        document["note"] = [
-            {"text": "The total is prorated from the answered items (see scoring rules)."}
-        ]
+        notes.append("The total is prorated from the answered items (see scoring rules).")
+    document["note"] = [{"text": text} for text in notes]
+    components = []
     if result.percentage is not None:
-        document["component"] = [
+        components.append(
             {
                 "code": percentage_concept(instrument, urls),
                 "valueQuantity": score_quantity(result.percentage, percentage=True),
             }
-        ]
+        )
+    for item in instrument.items:
+        if item.safety_critical:
+            if item.id in answers and not any(
+                o.value == answers[item.id] for o in instrument.options_for(item.id)
+            ):
+                raise InstrumentChanged(
+                    f"{instrument.id} item {item.id!r} has no option {answers[item.id]} any more"
+                )
+            components.append(safety_item_component(instrument, item, answers, urls))
+    components.append(
+        change_component(
+            instrument,
+            result.total,
+            previous.total if previous is not None else None,
+            change,
+            urls,
+        )
+    )
+    document["component"] = components
     Observation.model_validate(document)
     return document
+
+
+def _day(moment: datetime, zone: ZoneInfo) -> date:
+    """The date in the practice's time zone, as the record summary on the page gives it."""
+    return moment.astimezone(zone).date()
+
+
+def previous_scored(session: Session, result: ResultRecord) -> ResultRecord | None:
+    """The patient's scored result on the same instrument just before ``result``.
+
+    "Before" is the order the patient's page uses (finished, then id), so the
+    change here is the change there.
+    """
+    r = ResultRecord
+    return session.exec(
+        select(r)
+        .where(r.patient_id == result.patient_id)
+        .where(r.instrument == result.instrument)
+        .where(col(r.total).is_not(None))
+        .where(
+            or_(
+                col(r.finished_at) < result.finished_at,
+                and_(col(r.finished_at) == result.finished_at, col(r.id) < result.id),
+            )
+        )
+        .order_by(col(r.finished_at).desc(), col(r.id).desc())
+        .limit(1)
+    ).first()
+
+
+def previous_of_each(stages: Iterable[Stage]) -> dict[str, ResultRecord | None]:
+    """For each stage's result (by id), its previous scored result, as ``previous_scored``."""
+    results = sorted(
+        (s.result for s in stages if s.result is not None), key=lambda r: (r.finished_at, r.id)
+    )
+    last: dict[str, ResultRecord] = {}
+    previous: dict[str, ResultRecord | None] = {}
+    for result in results:
+        previous[result.id] = last.get(result.instrument)
+        if result.total is not None:
+            last[result.instrument] = result
+    return previous
 
 
 # -- reads by id, scoped to the practice ----------------------------------------------------
@@ -332,7 +437,13 @@ def observation_by_id(
     stage = _stage_of(
         session, catalogue, result, lambda s: s.result is not None and s.result.id == result_id
     )
-    document = observation(stage, _patient(session, stage), urls)
+    document = observation(
+        stage,
+        _patient(session, stage),
+        urls,
+        previous=previous_scored(session, result),
+        zone=ZoneInfo(practice.timezone),
+    )
     assert document is not None
     return document
 
@@ -360,13 +471,20 @@ def _patient(session: Session, stage: Stage) -> Patient:
 
 
 def resources_of(
-    stages: Iterable[Stage], patient: Patient, urls: Urls
+    stages: list[Stage], patient: Patient, urls: Urls, zone: ZoneInfo
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The patient's QuestionnaireResponses and score Observations, in answering order."""
     responses, observations = [], []
+    previous = previous_of_each(stages)
     for stage in stages:
         responses.append(questionnaire_response(stage, patient, urls))
-        made = observation(stage, patient, urls)
+        made = observation(
+            stage,
+            patient,
+            urls,
+            previous=previous.get(stage.result.id) if stage.result is not None else None,
+            zone=zone,
+        )
         if made is not None:
             observations.append(made)
     return responses, observations

@@ -15,6 +15,7 @@ All of a patient's matches come in one page (a patient has few), oldest first.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fhir.resources.R4B.bundle import Bundle
 from sqlmodel import Session
@@ -38,7 +39,7 @@ def patient_observations(
 ) -> dict[str, Any]:
     patient = _patient(session, practice, patient_id)
     responses, observations = resources_of(
-        stages_of_patient(session, catalogue, patient), patient, urls
+        stages_of_patient(session, catalogue, patient), patient, urls, ZoneInfo(practice.timezone)
     )
     derived_from = {o["derivedFrom"][0]["reference"] for o in observations}
     included = (
@@ -61,7 +62,7 @@ def patient_responses(
 ) -> dict[str, Any]:
     patient = _patient(session, practice, patient_id)
     responses, observations = resources_of(
-        stages_of_patient(session, catalogue, patient), patient, urls
+        stages_of_patient(session, catalogue, patient), patient, urls, ZoneInfo(practice.timezone)
     )
     return searchset(responses, observations if include_observations else [], urls, self_url)
 

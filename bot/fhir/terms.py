@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.instruments.change import DIRECTION_LABELS, RECOVERY_LABELS, Change
 from bot.instruments.schema import Band, Instrument, Item, LoincAnswer, Option
+from bot.instruments.wording import option_words, question_number
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -23,9 +25,12 @@ UCUM = "http://unitsofmeasure.org"
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 FHIR_PATH = "/api/v1/fhir"
 SCORES = "scores"
-"""Our code system of score kinds, one code per instrument (and its percentage)."""
+"""Our code system of score kinds, one code per instrument (its percentage, its change)."""
+CHANGE = "reliable-change"
+"""Our code system of what a change means: ``bot/instruments/change.py``'s own ids and labels."""
 
 
 def fhir_id(name: str) -> str:
@@ -129,6 +134,15 @@ def score_concept(instrument: Instrument, urls: Urls) -> dict[str, Any]:
     return {"coding": codings, "text": score_title(instrument)}
 
 
+def change_title(instrument: Instrument) -> str:
+    return f"{instrument.short_title} change since the previous score"
+
+
+def change_meanings() -> list[tuple[str, str]]:
+    """The CHANGE code system's concepts: one table, ``bot/instruments/change.py``'s."""
+    return [*DIRECTION_LABELS.items(), *RECOVERY_LABELS.items()]
+
+
 def percentage_concept(instrument: Instrument, urls: Urls) -> dict[str, Any]:
     code = f"{fhir_id(instrument.id)}.percentage"
     title = percentage_title(instrument)
@@ -152,3 +166,80 @@ def score_quantity(value: int, *, percentage: bool = False) -> dict[str, Any]:
     if percentage:
         return {"value": value, "unit": "%", "system": UCUM, "code": "%"}
     return {"value": value, "unit": "score", "system": UCUM, "code": "{score}"}
+
+
+def _absent(code: str, text: str) -> dict[str, Any]:
+    return {"coding": [{"system": DATA_ABSENT_REASON, "code": code}], "text": text}
+
+
+def safety_item_component(
+    instrument: Instrument, item: Item, answers: dict[str, int], urls: Urls
+) -> dict[str, Any]:
+    """The risk question's answer (PHQ-9 Q9), as the record summary gives it; missing if so."""
+    label = f"Q{question_number(instrument, item.id)} ({item.text})"
+    code: dict[str, Any] = {"text": label}
+    if item.loinc:
+        code["coding"] = item_codes(item)
+    component: dict[str, Any] = {"code": code}
+    if item.id not in answers:
+        component["dataAbsentReason"] = _absent("unknown", "missing (not answered)")
+        return component
+    value = answers[item.id]
+    option = next(o for o in instrument.options_for(item.id) if o.value == value)
+    component["valueCodeableConcept"] = {
+        "coding": [answer_coding(instrument, item, option, urls)],
+        "text": f"{option_words(instrument, item.id, value)} ({value})",
+    }
+    return component
+
+
+def change_component(
+    instrument: Instrument,
+    total: int,
+    previous_total: int | None,
+    change: Change | None,
+    urls: Urls,
+) -> dict[str, Any]:
+    """The change since the previous score on the same instrument, and what it means.
+
+    The value is the difference on the thresholds' scale (points, or percentage
+    points for WHO-5); the interpretation is ``change.classify``'s direction and,
+    where the instrument has caseness, recovery, in our CHANGE code system.
+    """
+    title = change_title(instrument)
+    component: dict[str, Any] = {
+        "code": {
+            "coding": [
+                {
+                    "system": urls.code_system(SCORES),
+                    "code": f"{fhir_id(instrument.id)}.change",
+                    "display": title,
+                }
+            ],
+            "text": title,
+        }
+    }
+    if previous_total is None:
+        component["dataAbsentReason"] = _absent("not-applicable", "First score (baseline)")
+        return component
+    if change is None:
+        component["valueQuantity"] = score_quantity(total - previous_total)
+        component["interpretation"] = [
+            {
+                "text": "No published threshold for a reliable change in the "
+                f"{instrument.short_title}"
+            }
+        ]
+        return component
+    component["valueQuantity"] = score_quantity(
+        change.difference, percentage=change.scale == "percentage"
+    )
+    meanings = [(change.direction, DIRECTION_LABELS[change.direction])]
+    if change.recovery is not None:
+        meanings.append((change.recovery, RECOVERY_LABELS[change.recovery]))
+    system = urls.code_system(CHANGE)
+    component["interpretation"] = [
+        {"coding": [{"system": system, "code": code, "display": label}], "text": label}
+        for code, label in meanings
+    ]
+    return component

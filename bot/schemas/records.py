@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import PlainValidator, WithJsonSchema
 
 from bot.schemas.common import Answer, Request
-from bot.schemas.fields import Instant, LookupId, problem
+from bot.schemas.fields import FORBIDDEN, Instant, LookupId, problem
 from bot.store.models import Alert, Message, ResultRecord
 
 ALERT_STATUSES = ("open", "acknowledged")
+
+# What a clinician did about an alert, as the staff page offers it and the API accepts it,
+# in that order (``bot.services.alert_acknowledgement`` applies them).
+ALERT_OUTCOMES = {
+    "contacted": "Contacted the patient",
+    "safety_plan": "Safety plan in place",
+    "referred": "Referred",
+    "no_action": "No action needed",
+    "could_not_reach": "Could not reach the patient",
+}
+KEEPS_OPEN = frozenset({"could_not_reach"})
+"""Outcomes that record an attempt but leave the alert open and escalating."""
+NOTE_LIMIT = 1000
+_NOTE_FORBIDDEN = FORBIDDEN.replace(r"\u0000-\u001f", r"\u0000-\u0009\u000b-\u001f")
+_HOSTILE_IN_NOTE = re.compile(f"[{_NOTE_FORBIDDEN}]")
+_NOTE_SCHEMA_FORBIDDEN = FORBIDDEN.replace(
+    r"\u0000-\u001f", r"\u0000-\u0009\u000b\u000c\u000e-\u001f"
+)
+
+
+def note_problem(note: str) -> str | None:
+    """What is wrong with an acknowledgement's note, in words for whoever typed it; None if
+    nothing. The one rule for the staff page and the API: at most ``NOTE_LIMIT`` characters
+    as sent, line breaks allowed (a browser's CRLF too), other control characters and
+    bidirectional controls not (what the API's text fields refuse)."""
+    if len(note) > NOTE_LIMIT:
+        return f"Keep the note to {NOTE_LIMIT} characters or fewer"
+    if _HOSTILE_IN_NOTE.search(note.replace("\r\n", "\n")):
+        return "Remove the control characters or direction marks from the note"
+    return None
 
 
 class ResultOut(Answer):
@@ -66,6 +97,10 @@ class AlertOut(Answer):
     created_at: Instant
     acknowledged_at: Instant | None
     acknowledged_by: str | None
+    outcome: str | None
+    """What was done, from ``AcknowledgeBody.outcome``, once acknowledged (null before, and
+    for an alert acknowledged before outcomes were recorded)."""
+    outcome_note: str | None
 
     @classmethod
     def of(cls, alert: Alert) -> AlertOut:
@@ -82,6 +117,8 @@ class AlertOut(Answer):
             created_at=alert.created_at,
             acknowledged_at=alert.acknowledged_at,
             acknowledged_by=alert.acknowledged_by,
+            outcome=alert.outcome,
+            outcome_note=alert.outcome_note,
         )
 
 
@@ -121,3 +158,48 @@ class AlertsQuery(Request):
 
 class MessagesQuery(Request):
     patient_id: LookupId = None  # type: ignore[assignment]
+
+
+def _outcome(value: Any) -> str:
+    if not isinstance(value, str) or value not in ALERT_OUTCOMES:
+        raise problem(f"must be one of {', '.join(ALERT_OUTCOMES)}")
+    return value
+
+
+def _note(value: Any) -> str:
+    if not isinstance(value, str):
+        raise problem("must be text")
+    return value  # its content is checked by the service, with the staff page's rule
+
+
+class AcknowledgeBody(Request):
+    """What was done about the alert, as on the staff page."""
+
+    outcome: Annotated[
+        str,
+        PlainValidator(_outcome),
+        WithJsonSchema(
+            {
+                "enum": list(ALERT_OUTCOMES),
+                "description": "what was done: "
+                + "; ".join(f"`{k}` {v.lower()}" for k, v in ALERT_OUTCOMES.items())
+                + ". Every outcome but `could_not_reach` acknowledges the alert and stops its "
+                "escalation; `could_not_reach` records the attempt, and the alert stays open "
+                "and keeps escalating.",
+            }
+        ),
+    ]
+    note: Annotated[
+        str,
+        PlainValidator(_note),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "maxLength": NOTE_LIMIT,
+                # a lone CR is refused too, which a pattern cannot say
+                "pattern": f"^[^{_NOTE_SCHEMA_FORBIDDEN}]*$",
+                "description": "optional: what was said or arranged, for the next clinician; "
+                "line breaks allowed, no other control characters",
+            }
+        ),
+    ] = None  # type: ignore[assignment]

@@ -32,7 +32,9 @@ as of when the report is made.
 when one is chosen) falls in the period, and for each follow-up window the
 completed, scored result nearest the target (6 weeks: nearest 42 days within
 28-56 days of the baseline; 12 weeks: nearest 84 days within 70-98 days; a tie
-goes to the earlier). Each pair is classified by ``classify``: reliable
+goes to the earlier). Each pair is classified by ``bot.instruments.change.classify``
+with the thresholds in the instrument's file (the one definition, as on the
+patient's page and in FHIR): reliable
 improvement, no reliable change or reliable deterioration (these three add up
 to the patients paired); recovery is reported separately, as NHS Talking
 Therapies does, among the paired patients who were a case at baseline.
@@ -45,7 +47,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,7 +65,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
 from bot.errors import NotFound
-from bot.instruments import Catalogue
+from bot.instruments import Catalogue, Instrument
+from bot.instruments.change import Scored, classify
 from bot.services import alert_reach
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
@@ -85,100 +87,22 @@ HOUR = 3600
 DAY = 86400
 
 
-# -- reliable change: the adapter ---------------------------------------------------------
+# -- reliable change: bot.instruments.change, the one definition --------------------------
 
-
-@dataclass(frozen=True)
-class ChangeRules:
-    """How much a change between two scores means (NHS Talking Therapies definitions)."""
-
-    scale: str
-    """``total`` or ``percentage`` (WHO-5): which score the thresholds are on."""
-    reliable_change: int
-    higher_is_better: bool = False
-    caseness_min: int | None = None
-
-
-# Used only when the instrument file carries no ``change`` thresholds yet (see change_rules).
-_FALLBACK_RULES = {
-    "phq9": ChangeRules("total", 6, higher_is_better=False, caseness_min=10),
-    "gad7": ChangeRules("total", 4, higher_is_better=False, caseness_min=8),
-    "who5": ChangeRules("percentage", 10, higher_is_better=True, caseness_min=None),
+DIRECTION_COUNTS = {
+    "reliable_improvement": "improved",
+    "no_reliable_change": "no_change",
+    "reliable_deterioration": "deteriorated",
 }
+"""Which count each of ``classify``'s directions adds to."""
 
 
-def change_rules(catalogue: Catalogue | None, instrument_id: str) -> ChangeRules | None:
-    """ADAPTER: the reliable-change thresholds of an instrument, or None if it has none.
-
-    Read from the instrument definition's ``change`` (``scale``,
-    ``reliable_change``, ``higher_is_better``, ``caseness_min``) when it has
-    one; otherwise from the published figures in ``_FALLBACK_RULES``. This
-    function and ``classify`` are the only places that know the thresholds;
-    at merge they can defer to ``bot/instruments/change.py``.
-    """
-    instrument = catalogue.get(instrument_id) if catalogue is not None else None
-    rules = getattr(instrument, "change", None)
-    if rules is not None:
-        return ChangeRules(
-            scale=rules.scale,
-            reliable_change=rules.reliable_change,
-            higher_is_better=rules.higher_is_better,
-            caseness_min=rules.caseness_min,
-        )
-    return _FALLBACK_RULES.get(instrument_id)
-
-
-class Change(StrEnum):
-    IMPROVED = "reliable_improvement"
-    NO_CHANGE = "no_reliable_change"
-    DETERIORATED = "reliable_deterioration"
-
-
-@dataclass(frozen=True)
-class Category:
-    """One patient's change between a baseline and a later score."""
-
-    change: Change
-    at_caseness: bool | None
-    """Whether the baseline was a clinical case; None when the instrument has no caseness."""
-    recovered: bool | None
-    """A case at baseline and below caseness later; None unless a case at baseline."""
-
-
-def classify(
-    instrument_id: str,
-    baseline: int | None,
-    later: int | None,
-    *,
-    catalogue: Catalogue | None = None,
-) -> Category | None:
-    """ADAPTER: the change from ``baseline`` to ``later`` (scores on the rules' scale).
-
-    None when either score is missing (a missing score is never a zero) or
-    the instrument has no thresholds. Reliable: a change of at least
-    ``reliable_change`` in the better or worse direction. Recovery: from
-    caseness (``caseness_min`` or more) at baseline to below it later.
-    """
-    return _classify(change_rules(catalogue, instrument_id), baseline, later)
-
-
-def _classify(
-    rules: ChangeRules | None, baseline: int | None, later: int | None
-) -> Category | None:
-    if rules is None or baseline is None or later is None:
-        return None
-    better_by = (later - baseline) if rules.higher_is_better else (baseline - later)
-    if better_by >= rules.reliable_change:
-        change = Change.IMPROVED
-    elif -better_by >= rules.reliable_change:
-        change = Change.DETERIORATED
-    else:
-        change = Change.NO_CHANGE
-    if rules.caseness_min is None:
-        return Category(change, None, None)
-    at_caseness = baseline >= rules.caseness_min
-    recovered = (later < rules.caseness_min) if at_caseness else None
-    return Category(change, at_caseness, recovered)
+def reported_instruments(catalogue: Catalogue | None) -> list[Instrument]:
+    """The instruments whose file carries change thresholds (``change:``): PHQ-9, GAD-7, WHO-5
+    first, then any other, by id. An instrument without them has no outcomes to report."""
+    with_rules = {i.id: i for i in (catalogue or {}).values() if i.change is not None}
+    first = [with_rules.pop(i) for i in ("phq9", "gad7", "who5") if i in with_rules]
+    return first + [with_rules[i] for i in sorted(with_rules)]
 
 
 # -- the report's shape --------------------------------------------------------------------
@@ -472,12 +396,8 @@ def _safety(session: Session, dialect: str, scope: dict[str, Any]) -> list[Safet
     ]
 
 
-def _scored(rules: ChangeRules, result: Any) -> ColumnElement[int]:
-    return result.percentage if rules.scale == "percentage" else result.total
-
-
 def _outcomes(
-    session: Session, dialect: str, scope: dict[str, Any], instrument: str, rules: ChangeRules
+    session: Session, dialect: str, scope: dict[str, Any], instrument: Instrument
 ) -> list[OutcomeRow]:
     """One pass over the practice's results on ``instrument``, with window functions.
 
@@ -486,10 +406,11 @@ def _outcomes(
     window are ranked by nearness to the window's target. No self-join.
     """
     r = ResultRecord
-    score = _scored(rules, r)
+    # totals, as ``classify`` takes them (it puts WHO-5's on its percentage scale itself)
+    score: ColumnElement[int] = col(r.total)
     complete = case((and_(col(r.status) == "completed", score.is_not(None)), 1), else_=0)
     patient = col(r.patient_id)
-    conditions = [col(r.practice_id) == scope["practice_id"], col(r.instrument) == instrument]
+    conditions = [col(r.practice_id) == scope["practice_id"], col(r.instrument) == instrument.id]
     if scope["protocol"] is not None:
         conditions.append(
             select(col(Invitation.id))
@@ -573,35 +494,31 @@ def _outcomes(
         any_in[n_window] = any_in.get(n_window, 0) + n
         if before is not None and after is not None:
             pairs.setdefault(n_window, []).append((before, after, n))
-    names = {
-        Change.IMPROVED: "improved",
-        Change.NO_CHANGE: "no_change",
-        Change.DETERIORATED: "deteriorated",
-    }
     result = []
     for n_window, window in enumerate(WINDOWS, start=1):
         counts = {"improved": 0, "no_change": 0, "deteriorated": 0, "at_caseness": 0}
         recovered = paired = 0
         for before, after, n in pairs.get(n_window, []):
-            category = _classify(rules, before, after)
-            if category is None:  # cannot happen: both scores are present
+            change = classify(instrument, Scored(before), Scored(after))
+            if change is None:  # cannot happen: both scores are present, and thresholds
                 continue
             paired += n
-            counts[names[category.change]] += n
-            if category.at_caseness:
-                counts["at_caseness"] += n
-                recovered += n if category.recovered else 0
+            counts[DIRECTION_COUNTS[change.direction]] += n
+            if change.recovery in ("reliable_recovery", "recovery", "not_recovered"):
+                counts["at_caseness"] += n  # a case at baseline
+                recovered += n if change.recovery != "not_recovered" else 0
         any_in_window = int(any_in.get(n_window, 0))
         result.append(
             OutcomeRow(
-                instrument=instrument,
+                instrument=instrument.id,
                 window=window.name,
                 baselines=baselines,
                 paired=paired,
                 incomplete_only=any_in_window - paired,
                 no_follow_up=baselines - any_in_window,
                 recovered=recovered,
-                has_caseness=rules.caseness_min is not None,
+                has_caseness=instrument.change is not None
+                and instrument.change.caseness_min is not None,
                 **counts,
             )
         )
@@ -639,22 +556,10 @@ def build_report(
     dialect = session.get_bind().dialect.name
     first, after = period_bounds(practice.timezone, start, end)
     scope = {"practice_id": practice.id, "first": first, "after": after, "protocol": protocol}
-    instruments = [i for i in ("phq9", "gad7", "who5") if change_rules(catalogue, i)]
-    instruments += sorted(
-        i
-        for i in (catalogue or {})
-        if i not in instruments and change_rules(catalogue, i) is not None
-    )
     outcomes = [
         row
-        for instrument in instruments
-        for row in _outcomes(
-            session,
-            dialect,
-            scope,
-            instrument,
-            change_rules(catalogue, instrument),  # type: ignore[arg-type]
-        )
+        for instrument in reported_instruments(catalogue)
+        for row in _outcomes(session, dialect, scope, instrument)
     ]
     return OutcomeReport(
         practice_name=practice.name,

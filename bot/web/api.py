@@ -21,7 +21,14 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from bot.errors import Conflict, InputError, InvitationNotPending, NotFound
 from bot.schemas.patients import PatientCreate, PatientOut
 from bot.schemas.practice import PracticeOut, PracticeSettingsUpdate
-from bot.schemas.records import AlertOut, AlertsQuery, MessageOut, MessagesQuery, ResultOut
+from bot.schemas.records import (
+    AcknowledgeBody,
+    AlertOut,
+    AlertsQuery,
+    MessageOut,
+    MessagesQuery,
+    ResultOut,
+)
 from bot.schemas.scheduling import (
     ConsultationChanged,
     ConsultationCreate,
@@ -351,10 +358,19 @@ def get_alerts(query: AlertsQuery):
 
 
 @bp.post("/alerts/<alert_id>/acknowledge")
-@operation(answers={200: AlertOut}, errors=(404,))
-def post_acknowledge(alert_id: str):
-    """Acknowledge an alert: escalation stops; repeating it changes nothing"""
-    return AlertOut.of(acknowledge_alert(_rt(), g.practice.id, alert_id, **_actor()))
+@operation(body=AcknowledgeBody, answers={200: AlertOut}, errors=(404,))
+def post_acknowledge(alert_id: str, json: AcknowledgeBody):
+    """Record what was done about an alert: every outcome but could_not_reach acknowledges it
+
+    The outcome is required and the note optional, with the staff page's rules. Every
+    outcome but `could_not_reach` acknowledges the alert and stops its escalation;
+    `could_not_reach` records the attempt (status stays `open`, escalation continues).
+    Once acknowledged, repeating it changes nothing: the first outcome stands.
+    """
+    alert = acknowledge_alert(
+        _rt(), g.practice.id, alert_id, outcome=json.outcome, note=json.note, **_actor()
+    )
+    return AlertOut.of(alert)
 
 
 @bp.get("/messages")

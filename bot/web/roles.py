@@ -15,8 +15,14 @@ page cannot leak by forgetting its guard; tests/service/test_staff_roles.py
 walks ``app.url_map`` and fails for any staff route without a row in its table.
 
 Signed out, a guarded page redirects to sign-in; signed in with another role,
-it is 403. Each practice sees only its own records: that is the services'
-job (another practice's id is ``NotFound``, a 404), not this module's.
+it is 403. A request htmx makes (``HX-Request: true``: the inbox's rows and
+the header's count poll by themselves) would swap a redirect's sign-in page
+into the table, so a signed-out (or expired) one is answered 401 with an empty
+body and ``HX-Redirect``: htmx swaps nothing and takes the whole page to
+sign-in, to come back to the page the member was on.
+
+Each practice sees only its own records: that is the services' job (another
+practice's id is ``NotFound``, a 404), not this module's.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import structlog
-from flask import Flask, abort, current_app, request
+from flask import Flask, Response, abort, current_app, flash, request, url_for
 from flask_login import current_user
 
 log = structlog.get_logger(__name__)
@@ -50,7 +57,7 @@ def requires(*roles: str) -> Callable[[View], View]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
-                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+                return signed_out()
             if current_user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)
@@ -59,6 +66,27 @@ def requires(*roles: str) -> Callable[[View], View]:
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def signed_out() -> Any:
+    """To sign-in: a redirect for a page, an ``HX-Redirect`` for a request htmx made."""
+    login_manager = current_app.login_manager  # type: ignore[attr-defined]
+    if request.headers.get("HX-Request") != "true":
+        return login_manager.unauthorized()
+    flash(login_manager.login_message, login_manager.login_message_category)
+    response = Response(status=401)
+    response.headers["HX-Redirect"] = url_for(login_manager.login_view, next=_page_shown())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page_shown() -> str | None:
+    """The staff page htmx is polling from (``HX-Current-URL``), to return to after sign-in;
+    only a path of ours (sign-in checks it again: never another site)."""
+    parts = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if parts.netloc not in ("", request.host) or not parts.path.startswith(GUARDED_PREFIX + "/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def public(view: View) -> View:

@@ -17,7 +17,6 @@ address, ``STAFF_LOGIN_MAX_FAILURES_PER_CLIENT`` per client address, within
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -46,8 +45,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 
 from bot.errors import NotFound
 from bot.instruments import Catalogue
-from bot.schemas.fields import FORBIDDEN
-from bot.schemas.records import ResultOut
+from bot.schemas.records import ResultOut, note_problem
 from bot.services import alert_reach, clinical_record, follow_ups, queries, staff_sign_in
 from bot.services.alert_acknowledgement import KEEPS_OPEN, NOTE_LIMIT, OUTCOMES
 from bot.services.alert_acknowledgement import acknowledge_alert as acknowledge
@@ -267,14 +265,11 @@ class LoginLimiter:
 # -- forms ---------------------------------------------------------------------------------
 
 
-_HOSTILE = re.compile(f"[{FORBIDDEN}]")
-
-
-def _plain_text(form: FlaskForm, field) -> None:
-    """Refuse what the API's text fields refuse (control characters, bidirectional
-    controls, lone surrogates); line breaks are allowed in a note."""
-    if _HOSTILE.search((field.data or "").replace("\r\n", "").replace("\n", "")):
-        raise ValidationError("Remove the control characters or direction marks from the note")
+def _note_rule(form: FlaskForm, field) -> None:
+    """The note's rule, the API's too (``bot.schemas.records.note_problem``)."""
+    problem = note_problem(field.data or "")
+    if problem is not None:
+        raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):
@@ -296,11 +291,7 @@ class AcknowledgeForm(FlaskForm):
     )
     note = TextAreaField(
         "Note (optional)",
-        validators=[
-            Optional(),
-            Length(max=NOTE_LIMIT, message=f"Keep the note to {NOTE_LIMIT} characters or fewer"),
-            _plain_text,
-        ],
+        validators=[Optional(), _note_rule],
     )
     submit = SubmitField("Record")
 
@@ -519,6 +510,7 @@ def _alert_page(alert_id: str, form: AcknowledgeForm, *, problems: list, status:
     catalogue, recorded = rt.catalogue, detail.recorded
     actions = queries.alert_actions(rt, current_user.practice_id, alert_id)
     notes = {(a.at, a.actor, a.outcome): a.note for a in actions}
+    names = {entry.actor: _who(entry.actor, user) for entry, user in detail.history}
     scores = (
         queries.latest_scores(rt, current_user.practice_id, detail.patient.id)
         if detail.patient is not None
@@ -557,7 +549,13 @@ def _alert_page(alert_id: str, form: AcknowledgeForm, *, problems: list, status:
         ],
         band_labels=_band_labels(catalogue),
         attempts=[a for a in actions if a.outcome in KEEPS_OPEN],
+        # what was done, by whom and when: every outcome recorded, oldest first
+        outcomes_done=[
+            (a, names.get(a.actor) or _who(a.actor, None), OUTCOMES.get(a.outcome, a.outcome))
+            for a in actions
+        ],
         outcome_labels=OUTCOMES,
+        keeps_open=KEEPS_OPEN,
         note_limit=NOTE_LIMIT,
         form=form,
         problems=problems,

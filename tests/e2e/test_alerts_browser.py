@@ -80,6 +80,9 @@ def test_a_clinician_reads_why_records_could_not_reach_then_contacted_and_the_in
         expect(page.locator("#alert-why")).to_have_text(why)
         expect(page.locator("#patient-phone")).to_contain_text(patient["phone"])
         expect(page.locator("#alert-status")).to_have_text("Open")
+        expect(page.locator("#last-scores")).to_be_visible()
+        expect(page.get_by_text("Reason", exact=True)).to_have_count(0)  # the why line says it
+        expect(page.locator("#alert-outcomes")).to_have_text("Nothing recorded yet.")
         check_accessibility(page)
 
         # no outcome chosen: the error summary, and the alert stays open
@@ -108,6 +111,13 @@ def test_a_clinician_reads_why_records_could_not_reach_then_contacted_and_the_in
         expect(page.locator("#alert-note")).to_have_text("Spoke to them; GP appointment tomorrow")
         expect(page.locator("#acknowledged-by")).to_contain_text("Dr Sam Riley")
         expect(page.locator("#acknowledge-form")).to_have_count(0)
+        done = page.locator("#alert-outcomes tbody tr")
+        expect(done).to_have_count(2)
+        expect(done.nth(0)).to_contain_text("Dr Sam Riley")
+        expect(done.nth(0)).to_contain_text("Could not reach the patient (the alert stayed open)")
+        expect(done.nth(0)).to_contain_text("Rang twice, no answer; voicemail left")
+        expect(done.nth(1)).to_contain_text("Contacted the patient")
+        expect(done.nth(1)).to_contain_text("Spoke to them; GP appointment tomorrow")
         check_accessibility(page)
         screenshot(page, "alert-acknowledged")
         closed = server.api("GET", "/alerts?status=acknowledged").json()
@@ -132,3 +142,80 @@ def test_a_clinician_reads_why_records_could_not_reach_then_contacted_and_the_in
     # the one refusal was the form posted without an outcome (400, with its error summary)
     refused = f"/staff/alerts/{alert['id']}/acknowledge: Failed to load resource: the server "
     assert [e for e in errors if refused not in e or "400" not in e] == []
+
+
+def _tab_to(page: sync_api.Page, element_id: str, limit: int = 80) -> None:
+    """Press Tab until the element has the focus (as a keyboard user moves through a page)."""
+    for _ in range(limit):
+        if page.evaluate("() => document.activeElement && document.activeElement.id") == (
+            element_id
+        ):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"#{element_id} was not reached with Tab")
+
+
+def _focused_id(page: sync_api.Page) -> str:
+    return page.evaluate("() => document.activeElement.id")
+
+
+def test_acknowledging_by_keyboard_alone_and_a_poll_after_sign_out_goes_to_sign_in(
+    server: Server,
+) -> None:
+    """No mouse: Tab to the outcomes, arrow to one, Tab to the note, Enter to record. Then
+    the session ends while the inbox is open: its next poll takes the page to sign-in
+    (HX-Redirect) instead of swapping the sign-in page into the table."""
+    patient = new_patient(server)
+    assert server.text("Some days I want to end it all", from_=patient["phone"]).status == 200
+    alerts = server.api("GET", "/alerts?status=open").json()
+    (alert,) = [a for a in alerts if a["patient_id"] == patient["id"]]
+
+    with chromium_page(1280) as page:
+        page.goto(f"{server.base_url}/staff/alerts/{alert['id']}")
+        page.get_by_label("E-mail address").fill(CLINICIAN)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(rf"/staff/alerts/{alert['id']}$"))
+
+        _tab_to(page, "outcome-0")  # into the radio group: its first choice
+        expect(page.locator("#outcome-0")).to_be_focused()
+        page.keyboard.press("ArrowDown")  # arrows move and choose within the group
+        assert _focused_id(page) == "outcome-1"
+        expect(page.get_by_label("Safety plan in place")).to_be_checked()
+        page.keyboard.press("Tab")
+        assert _focused_id(page) == "note"
+        page.keyboard.type("Crisis line given; review Friday")
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("button", name="Record")).to_be_focused()
+        page.keyboard.press("Enter")
+
+        expect(page.locator("#alert-status")).to_have_text("Acknowledged")
+        expect(page.locator("#alert-outcome")).to_have_text("Safety plan in place")
+        expect(page.locator("#alert-outcomes tbody tr")).to_contain_text(
+            "Crisis line given; review Friday"
+        )
+        check_accessibility(page)
+        screenshot(page, "alert-acknowledged-by-keyboard")
+        (acknowledged,) = [
+            a
+            for a in server.api("GET", "/alerts?status=acknowledged").json()
+            if a["id"] == alert["id"]
+        ]
+        assert (acknowledged["outcome"], acknowledged["outcome_note"]) == (
+            "safety_plan",
+            "Crisis line given; review Friday",
+        )
+
+        # The session ends (the cookie is gone) while the inbox polls.
+        page.goto(f"{server.base_url}/staff/alerts?state=all")
+        expect(page.locator("#alert-inbox, table").first).to_be_visible()
+        page.context.clear_cookies()
+        expect(page).to_have_url(
+            re.compile(r"/staff/login\?next=/staff/alerts\?state%3Dall$"), timeout=POLL_WAIT_MS
+        )
+        expect(page.get_by_role("heading", name=re.compile("Sign in"))).to_be_visible()
+        expect(page.locator("table tr.alert-row")).to_have_count(0)
+        page.get_by_label("E-mail address").fill(CLINICIAN)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile(r"/staff/alerts\?state=all$"))

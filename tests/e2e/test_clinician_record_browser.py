@@ -9,16 +9,16 @@ figures), "Reliable improvement, reliable recovery" (15 to 8: a fall of 7,
 from caseness to below), every question with the patient's own reply and the
 option it was read as, copies the record summary with the Copy button (the
 clipboard then holds the block's text, SNOMED CT 720433000 first), and opens
-the transcript with each text's delivery state.
+the transcript with each text's delivery state. axe-core on the record and
+the transcript; screenshots at desktop and phone widths.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tests.e2e.browser import chromium_page, sync_api
+from tests.e2e.browser import check_accessibility, chromium_page, screenshot, sync_api
 from tests.e2e.conftest import Server, new_patient
 
 expect = sync_api.expect
@@ -105,13 +105,13 @@ def test_a_clinician_sees_the_trend_the_change_the_words_copies_and_reads_the_tr
         expect(newest.locator(".copy-status")).to_contain_text("Copied")
         assert page.evaluate("navigator.clipboard.readText()") == text
 
-        # Screenshots for review at desktop and phone widths.
-        shots = Path("build/screenshots")
-        shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shots / "clinician-record-desktop.png"), full_page=True)
+        check_accessibility(page)
+        # Screenshots for review at desktop and phone widths; the chart fits a phone.
+        screenshot(page, "clinician-record")
         page.set_viewport_size({"width": 390, "height": 844})
         expect(chart).to_be_visible()
-        page.screenshot(path=str(shots / "clinician-record-phone.png"), full_page=True)
+        check_accessibility(page)
+        page.set_viewport_size({"width": 1200, "height": 900})
 
         # The transcript: every text, its direction and delivery state.
         page.get_by_role("link", name=re.compile("transcript")).click()
@@ -124,3 +124,5 @@ def test_a_clinician_sees_the_trend_the_change_the_words_copies_and_reads_the_tr
         )
         assert outbound_states and set(outbound_states) <= {"queued", "sent", "delivered"}
         assert "delivered" in outbound_states
+        check_accessibility(page)
+        screenshot(page, "clinician-transcript")

@@ -6,6 +6,9 @@ straight into its database. The demo clinician signs in in Debian's Chromium,
 opens Reports, narrows it to January 2026 with the form (no JavaScript of
 ours involved), sees the figures for that month, and downloads the CSV, which
 has the same figures and names no patient. A wrong date gets an error summary.
+axe-core on the report and on its error summary (no serious or critical
+violations); screenshots of both at desktop and phone widths under
+build/screenshots/.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from bot.store.db import make_engine, transaction
 from bot.store.models import Practice
-from tests.e2e.browser import chromium_page
+from tests.e2e.browser import check_accessibility, chromium_page, console_errors, screenshot
 from tests.e2e.conftest import Server
 from tests.service import outcome_history
 
@@ -38,7 +41,7 @@ def test_a_clinician_filters_the_report_to_a_month_and_downloads_its_csv(
     server: Server, tmp_path: Path
 ) -> None:
     history = add_history(server)
-    with chromium_page(1280) as page:
+    with chromium_page(1280) as page, console_errors(page) as errors:
         page.goto(f"{server.base_url}/staff/reports")
         # signed out: to the sign-in page, and back to the report after
         page.get_by_label("E-mail address").fill(CLINICIAN)
@@ -59,6 +62,8 @@ def test_a_clinician_filters_the_report_to_a_month_and_downloads_its_csv(
         assert urgent.locator("td").first.inner_text() == "2"
         chart = page.get_by_role("img", name="Alerts raised in the period, by severity")
         assert chart.count() == 1
+        check_accessibility(page)
+        screenshot(page, "reports")
 
         with page.expect_download() as info:
             page.get_by_role("link", name="Download these figures (CSV)").click()
@@ -79,6 +84,10 @@ def test_a_clinician_filters_the_report_to_a_month_and_downloads_its_csv(
         page.get_by_role("button", name="Show report").click()
         summary = page.locator("#error-summary")
         summary.get_by_text("There is a problem").wait_for()
+        check_accessibility(page)
+        screenshot(page, "reports-error")
         summary.get_by_role("link", name="The start date must be the same as or before").click()
         assert page.url.endswith("#from")
         assert page.get_by_label("From").input_value() == "2026-02-01"
+    # the one refusal was the wrong date range (400, with its error summary)
+    assert [e for e in errors if "/staff/reports" not in e or "400" not in e] == []

@@ -195,14 +195,137 @@ def test_could_not_reach_keeps_the_alert_open_and_its_escalation_running(
         ]
 
 
-def test_the_api_acknowledges_without_a_body_as_before(
-    client: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock, api_headers
+def api_acknowledge(client: FlaskClient, headers, alert_id: str, body=None):
+    return client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=headers, json=body)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (None, "body", None),  # no body at all
+        ({}, "outcome", "outcome is required"),
+        ({"note": "Called"}, "outcome", "outcome is required"),
+        (
+            {"outcome": "phoned"},
+            "outcome",
+            "outcome must be one of contacted, safety_plan, referred, no_action, could_not_reach",
+        ),
+        ({"outcome": ["contacted"]}, "outcome", None),
+        ({"outcome": "contacted", "note": 5}, "note", "note must be text"),
+        # the staff page's note rule, word for word
+        (
+            {"outcome": "contacted", "note": "call back \u202eyadirf"},
+            "note",
+            "Remove the control characters or direction marks from the note",
+        ),
+        (
+            {"outcome": "contacted", "note": "a lone\rreturn"},
+            "note",
+            "Remove the control characters or direction marks from the note",
+        ),
+        (
+            {"outcome": "contacted", "note": "x" * 1001},
+            "note",
+            "Keep the note to 1000 characters or fewer",
+        ),
+        ({"outcome": "contacted", "extra": 1}, "extra", "extra is not a field of this request"),
+    ],
+    ids=[
+        "no body",
+        "empty",
+        "note only",
+        "unknown outcome",
+        "outcome a list",
+        "note not text",
+        "bidirectional override",
+        "lone CR",
+        "too long",
+        "unknown field",
+    ],
+)
+def test_the_api_needs_an_outcome_and_keeps_the_pages_note_rules(
+    client: FlaskClient,
+    runtime: Runtime,
+    alex: Patient,
+    clock: Clock,
+    api_headers,
+    body,
+    field: str,
+    message: str | None,
 ) -> None:
     alert_id = raise_urgent(runtime, alex, clock.now)
-    response = client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=api_headers)
-    assert response.status_code == 200
-    assert response.json["status"] == "acknowledged"
-    assert get_alert(runtime, alert_id).outcome is None
+    response = api_acknowledge(client, api_headers, alert_id, body)
+    assert 400 <= response.status_code < 500
+    assert response.json["field"] == field
+    if message is not None:
+        assert (response.status_code, response.json["error"]) == (422, message)
+    alert = get_alert(runtime, alert_id)
+    assert (alert.status, alert.outcome) == ("open", None)
+    with transaction(runtime.engine, read_only=True) as session:
+        assert session.exec(select(AlertAction)).all() == []
+
+
+def test_the_api_records_the_outcome_and_could_not_reach_keeps_escalating(
+    client: FlaskClient,
+    runtime: Runtime,
+    alex: Patient,
+    clock: Clock,
+    api_headers,
+    mailbox: Mailbox,
+) -> None:
+    raised = clock.now
+    alert_id = raise_urgent(runtime, alex, raised)
+    notify_due(runtime, raised)
+    clock.advance(minutes=10)
+    tried = api_acknowledge(
+        client, api_headers, alert_id, {"outcome": "could_not_reach", "note": "No answer"}
+    )
+    assert tried.status_code == 200
+    assert (tried.json["status"], tried.json["outcome"], tried.json["acknowledged_at"]) == (
+        "open",
+        None,
+        None,
+    )
+    assert escalate_due(runtime, raised + timedelta(minutes=30))["alerts"] == 1  # still escalating
+    assert get_alert(runtime, alert_id).escalations == 1
+
+    clock.advance(minutes=25)
+    note = "  Reached on the mobile.\r\nSafety plan agreed.  "
+    done = api_acknowledge(client, api_headers, alert_id, {"outcome": "safety_plan", "note": note})
+    assert done.status_code == 200
+    assert (done.json["status"], done.json["outcome"], done.json["outcome_note"]) == (
+        "acknowledged",
+        "safety_plan",
+        "Reached on the mobile.\nSafety plan agreed.",  # kept as the page keeps it
+    )
+    assert done.json["acknowledged_by"].startswith("token:")
+    assert escalate_due(runtime, raised + timedelta(minutes=60)) == NOTHING
+    again = api_acknowledge(client, api_headers, alert_id, {"outcome": "no_action"})
+    assert again.json == done.json  # the first outcome stands
+    with transaction(runtime.engine, read_only=True) as session:
+        actions = session.exec(select(AlertAction).order_by(col(AlertAction.at))).all()
+        assert [(a.outcome, a.note, a.actor) for a in actions] == [
+            ("could_not_reach", "No answer", done.json["acknowledged_by"]),
+            (
+                "safety_plan",
+                "Reached on the mobile.\nSafety plan agreed.",
+                done.json["acknowledged_by"],
+            ),
+        ]
+    audited = [
+        a for a, _ in audit_of(runtime, alert_id) if a.startswith(("alert.outcome", "alert.ack"))
+    ]
+    assert audited[0] == "alert.outcome.could_not_reach"  # the last two share an instant
+    assert sorted(audited[1:]) == ["alert.acknowledged", "alert.outcome.safety_plan"]
+    # the staff page shows what the practice's system recorded, by whom
+    page_rows = signed_in_page(client, alert_id)
+    assert "Safety plan in place" in page_rows and "the practice&#39;s system (API)" in page_rows
+
+
+def signed_in_page(client: FlaskClient, alert_id: str) -> str:
+    assert sign_in(client).status_code == 302
+    page = client.get(f"/staff/alerts/{alert_id}").text
+    return page[page.index('id="alert-outcomes"') :]
 
 
 # -- why, in words -------------------------------------------------------------------------
@@ -287,6 +410,53 @@ def test_the_fragments_are_only_rows_and_the_count(
     assert 'hx-get="/staff/alerts/count"' in count  # it keeps polling after each swap
 
 
+HTMX = {"HX-Request": "true", "HX-Current-URL": "http://localhost/staff/alerts?state=all"}
+
+
+@pytest.mark.parametrize("path", ["/staff/alerts/fragment", "/staff/alerts/count"])
+def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in_not_into_the_table(
+    signed_in: FlaskClient, runtime: Runtime, alex: Patient, clock: Clock, path: str
+) -> None:
+    """htmx would swap a redirected sign-in page into the inbox; HX-Redirect moves the page."""
+    raise_urgent(runtime, alex, clock.now)
+    assert signed_in.get(path, headers=HTMX).status_code == 200
+    with transaction(runtime.engine) as session:  # the session ends: a new password
+        user = session.exec(select(StaffUser).where(StaffUser.email == RILEY)).one()
+        user.password_hash = "scrypt:changed-elsewhere"
+
+    polled = signed_in.get(path, headers=HTMX)
+    assert polled.status_code == 401
+    assert polled.data == b""  # nothing to swap into the table
+    assert polled.headers["HX-Redirect"] == "/staff/login?next=/staff/alerts?state%3Dall"
+    assert polled.headers["Cache-Control"] == "no-store"
+    assert "Location" not in polled.headers
+    sign_in_page = signed_in.get(polled.headers["HX-Redirect"])
+    assert sign_in_page.status_code == 200
+    assert "Please sign in to see that page." in sign_in_page.text
+    assert alex.name not in sign_in_page.text
+
+    # without htmx (a page load, or JavaScript off) it is the ordinary redirect
+    plain = signed_in.get(path)
+    assert plain.status_code == 302
+    assert plain.headers["Location"].startswith("/staff/login?next=")
+    assert "HX-Redirect" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    "current",
+    ["https://evil.example/staff/alerts", "http://localhost/api/v1/alerts", ""],
+    ids=["another site", "not a staff page", "no current page"],
+)
+def test_a_signed_out_poll_only_returns_to_a_staff_page_of_ours(
+    client: FlaskClient, demo: Demo, current: str
+) -> None:
+    polled = client.get(
+        "/staff/alerts/fragment", headers={"HX-Request": "true", "HX-Current-URL": current}
+    )
+    assert polled.status_code == 401
+    assert polled.headers["HX-Redirect"] == "/staff/login"
+
+
 def test_reception_is_refused_the_fragments_and_another_practice_sees_nothing_of_ours(
     app: Flask, runtime: Runtime, demo: Demo, alex: Patient, clock: Clock
 ) -> None:
@@ -314,3 +484,72 @@ def test_reception_is_refused_the_fragments_and_another_practice_sees_nothing_of
         assert fragment.status_code == 200
         assert alert_id not in fragment.text and alex.name not in fragment.text
     assert re.search(r'id="open-urgent-count">0<', theirs.get("/staff/alerts/count").text)
+
+
+# -- the alert page: why, last scores, contact number, what was done -----------------------
+
+
+def test_the_alert_page_says_why_with_the_last_scores_the_number_and_what_was_done(
+    signed_in: FlaskClient,
+    client: FlaskClient,
+    runtime: Runtime,
+    alex: Patient,
+    clock: Clock,
+    demo: Demo,
+    api_headers,
+) -> None:
+    from tests.service.test_api import answer_phq9
+
+    answer_phq9(client, api_headers, runtime, clock, demo.practice, alex, ["1"] * 8 + ["0", "1"])
+    clock.advance(days=14)
+    answer_phq9(client, api_headers, runtime, clock, demo.practice, alex, ["2"] * 8 + ["2", "1"])
+    with transaction(runtime.engine, read_only=True) as session:
+        alert = session.exec(
+            select(Alert).where(Alert.patient_id == alex.id).where(Alert.reason == "item_answer")
+        ).one()
+    alert_id = alert.id
+    page = signed_in.get(f"/staff/alerts/{alert_id}").text
+    why = re.search(r'id="alert-why">\s*(.*?)\s*</dd>', page, re.S)
+    assert why is not None
+    assert why.group(1) == (
+        "PHQ-9 Q9 (Thoughts that you would be better off dead or of hurting...) "
+        "answered &#39;More than half the days&#39; (2)"
+    )
+    assert "Reason" not in page and "questionnaire)" not in page  # the old row is gone
+    scores = re.search(r'id="last-scores">(.*?)</dd>', page, re.S)
+    assert scores is not None and "PHQ-9 18, moderately severe (" in scores.group(1)
+    assert f'<a href="tel:{alex.phone}">{alex.phone}</a>' in page
+    assert 'id="alert-outcomes">Nothing recorded yet.' in page
+
+    clock.advance(minutes=5)
+    acknowledge(signed_in, alert_id, outcome="could_not_reach", note="No answer; voicemail")
+    first = clock.now
+    clock.advance(minutes=20)
+    acknowledge(signed_in, alert_id, outcome="contacted", note="Safe tonight; GP call tomorrow")
+    page = signed_in.get(f"/staff/alerts/{alert_id}").text
+    table = page[
+        page.index('id="alert-outcomes"') : page.index(
+            "</table>", page.index('id="alert-outcomes"')
+        )
+    ]
+    rows = [
+        [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r'<tr class="nhsuk-table__row outcome-row".*?</tr>', table, re.S)
+    ]
+    assert rows == [
+        [
+            "Mon 16 Mar 2026, 10:" + f"{first.minute:02d}",
+            "Dr Sam Riley",
+            "Could not reach the patient (the alert stayed open)",
+            "No answer; voicemail",
+        ],
+        [
+            "Mon 16 Mar 2026, 10:" + f"{clock.now.minute:02d}",
+            "Dr Sam Riley",
+            "Contacted the patient",
+            "Safe tonight; GP call tomorrow",
+        ],
+    ]

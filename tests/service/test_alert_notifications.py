@@ -350,7 +350,12 @@ def test_an_unacknowledged_alert_is_escalated_after_30_minutes_then_every_30_unt
     with transaction(runtime.engine) as session:
         practice = session.get(Practice, demo.practice.id)
         acknowledge(
-            session, practice, alert_id, actor=f"user:{riley}", now=raised + timedelta(minutes=70)
+            session,
+            practice,
+            alert_id,
+            actor=f"user:{riley}",
+            now=raised + timedelta(minutes=70),
+            outcome="contacted",
         )
 
     for minutes in [90, 120, 180, 24 * 60]:
@@ -535,7 +540,9 @@ def test_a_waiting_retry_is_cancelled_once_the_alert_is_acknowledged(
     notify_due(runtime, clock.now)
     with transaction(runtime.engine) as session:
         practice = session.get(Practice, demo.practice.id)
-        acknowledge(session, practice, alert_id, actor="user:someone", now=clock.now)
+        acknowledge(
+            session, practice, alert_id, actor="user:someone", now=clock.now, outcome="no_action"
+        )
     mailbox.refuse.clear()
     assert notify_due(runtime, clock.advance(minutes=5)) == NOTHING_NEW
     assert mailbox.received == []

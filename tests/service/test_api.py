@@ -791,14 +791,24 @@ def test_an_alert_is_raised_acknowledged_once_and_filtered_by_status(
     assert client.get("/api/v1/alerts?status=acknowledged", headers=api_headers).json == []
 
     acknowledged_at = zulu(clock.advance(minutes=5))
-    acknowledged = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", headers=api_headers)
+    acknowledged = client.post(
+        f"/api/v1/alerts/{alert['id']}/acknowledge",
+        headers=api_headers,
+        json={"outcome": "contacted", "note": "Called back; safe tonight"},
+    )
     assert acknowledged.status_code == 200
     assert acknowledged.json["status"] == "acknowledged"
+    assert acknowledged.json["outcome"] == "contacted"
+    assert acknowledged.json["outcome_note"] == "Called back; safe tonight"
     assert acknowledged.json["acknowledged_at"] == acknowledged_at
     assert acknowledged.json["acknowledged_by"].startswith("token:")
 
     clock.advance(minutes=5)
-    again = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", headers=api_headers)
+    again = client.post(
+        f"/api/v1/alerts/{alert['id']}/acknowledge",
+        headers=api_headers,
+        json={"outcome": "no_action"},
+    )
     assert again.status_code == 200
     assert again.json == acknowledged.json  # the first acknowledgement stands
 
@@ -845,7 +855,11 @@ def test_an_unknown_alert_status_answers_422(
 def test_acknowledging_an_unknown_alert_is_404(
     client: FlaskClient, api_headers: dict[str, str]
 ) -> None:
-    response = client.post(f"/api/v1/alerts/{uuid.uuid4().hex}/acknowledge", headers=api_headers)
+    response = client.post(
+        f"/api/v1/alerts/{uuid.uuid4().hex}/acknowledge",
+        headers=api_headers,
+        json={"outcome": "contacted"},
+    )
     assert response.status_code == 404
 
 
@@ -931,6 +945,7 @@ ID_ENDPOINTS = [
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"),
     ("GET", "/api/v1/fhir/QuestionnaireResponse/{invitation_id}"),
 ]
+ID_ENDPOINT_BODIES = {"/api/v1/alerts/{alert_id}/acknowledge": {"outcome": "contacted"}}
 
 
 @pytest.mark.parametrize(("method", "path"), ID_ENDPOINTS)
@@ -942,11 +957,12 @@ def test_another_practices_ids_answer_404_like_ids_that_never_existed(
     path: str,
 ) -> None:
     url = path.format(**_other_practices_ids(other))
-    theirs = client.open(url, method=method, headers=api_headers)
+    body = ID_ENDPOINT_BODIES.get(path)
+    theirs = client.open(url, method=method, headers=api_headers, json=body)
     assert theirs.status_code == 404
     assert theirs.json == {"error": "not found"}
     nobodys = {key: uuid.uuid4().hex for key in _other_practices_ids(other)}
-    never = client.open(path.format(**nobodys), method=method, headers=api_headers)
+    never = client.open(path.format(**nobodys), method=method, headers=api_headers, json=body)
     assert (never.status_code, never.json) == (theirs.status_code, theirs.json)
     if method == "GET":  # while their own practice reads it
         assert client.get(url, headers=other.headers).status_code == 200
@@ -969,7 +985,9 @@ def test_the_first_practices_ids_answer_404_to_the_second(
     )
     [alert] = client.get("/api/v1/alerts", headers=api_headers).json
     ours = {"patient_id": patient.id, "alert_id": alert["id"], "invitation_id": invitation_id}
-    response = client.open(path.format(**ours), method=method, headers=other.headers)
+    response = client.open(
+        path.format(**ours), method=method, headers=other.headers, json=ID_ENDPOINT_BODIES.get(path)
+    )
     assert response.status_code == 404
     assert response.json == {"error": "not found"}
     assert client.get("/api/v1/alerts?status=open", headers=api_headers).json == [alert]
@@ -991,7 +1009,11 @@ def test_a_consultation_for_another_practices_patient_is_404(
 def test_acknowledging_another_practices_alert_changes_nothing(
     client: FlaskClient, api_headers: dict[str, str], other: OtherPractice
 ) -> None:
-    client.post(f"/api/v1/alerts/{other.alert_id}/acknowledge", headers=api_headers)
+    client.post(
+        f"/api/v1/alerts/{other.alert_id}/acknowledge",
+        headers=api_headers,
+        json={"outcome": "contacted"},
+    )
     [alert] = client.get("/api/v1/alerts", headers=other.headers).json
     assert (alert["id"], alert["status"]) == (other.alert_id, "open")
 
@@ -1044,7 +1066,9 @@ def test_ids_of_any_shape_answer_404_not_500(
     client: FlaskClient, api_headers: dict[str, str], method: str, path: str, raw_id: str
 ) -> None:
     url = path.format(patient_id=raw_id, alert_id=raw_id, invitation_id=raw_id)
-    response = client.open(url, method=method, headers=api_headers)
+    response = client.open(
+        url, method=method, headers=api_headers, json=ID_ENDPOINT_BODIES.get(path)
+    )
     assert response.status_code == 404
     assert response.json == {"error": "not found"}
 
@@ -1185,7 +1209,7 @@ def test_every_api_answer_matches_its_documented_schema(
         ("GET", f"/api/v1/patients/{patient.id}/invitations", None),
         ("GET", f"/api/v1/patients/{patient.id}/results", None),
         ("GET", "/api/v1/alerts?status=open", None),
-        ("POST", f"/api/v1/alerts/{alert['id']}/acknowledge", None),
+        ("POST", f"/api/v1/alerts/{alert['id']}/acknowledge", {"outcome": "no_action"}),
         ("GET", f"/api/v1/messages?patient_id={patient.id}", None),
         ("GET", f"/api/v1/fhir/QuestionnaireResponse/{invitation_id}", None),
     ]

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from bot.services.clinical_record import clinical_record
 from bot.services.demo import Demo
 from bot.services.dispatch import dispatch_due
 from bot.services.enrolment import create_practice, new_api_token
@@ -30,6 +32,7 @@ from bot.store.db import transaction
 from bot.store.models import Patient, ResultRecord
 from tests.fhir_checks import assert_valid_fhir, response_fits_questionnaire
 from tests.service.conftest import PUBLIC_BASE_URL, Clock
+from tests.service.edited_instruments import edit_instrument_file
 from tests.service.test_api import PHQ9_ITEMS, answer_phq9, bearer, start_now, text, zulu
 
 BASE = f"{PUBLIC_BASE_URL}/api/v1/fhir"
@@ -380,8 +383,10 @@ def test_who5_is_coded_in_our_own_systems_with_its_percentage(
     assert score["code"]["text"] == "WHO-5 total score"
     assert score["valueQuantity"]["value"] == 15
     assert score["interpretation"][0]["text"] == "Adequate wellbeing"
-    [percentage] = score["component"]
+    percentage, change = score["component"]  # WHO-5 has no risk question
     assert codings(percentage["code"]) == [(SCORES, "who5.percentage")]
+    assert codings(change["code"]) == [(SCORES, "who5.change")]
+    assert change["dataAbsentReason"]["text"] == "First score (baseline)"
     assert percentage["valueQuantity"] == {
         "value": 60,
         "unit": "%",
@@ -554,6 +559,170 @@ def test_a_positive_screen_that_goes_on_exports_the_full_instrument_and_both_sco
         ("PHQ-2 total score", 6),
         ("PHQ-9 total score", 13),
     ]
+
+
+# -- the same values as the "copy to record" block -----------------------------------------
+
+CHANGE = f"{BASE}/CodeSystem/reliable-change"
+RISK_QUESTION = "Q9 (Thoughts that you would be better off dead or of hurting yourself in some way)"
+
+
+def component(score: dict[str, Any], system: str, code: str) -> dict[str, Any]:
+    [found] = [c for c in score["component"] if (system, code) in codings(c["code"])]
+    return found
+
+
+def change_of(score: dict[str, Any]) -> tuple[int | None, list[tuple[str, str]]]:
+    """The change component: its value, and its meaning as (code system, code)."""
+    instrument = score["code"]["coding"][-1]["code"]
+    change = component(score, SCORES, f"{instrument}.change")
+    value = change.get("valueQuantity", {}).get("value")
+    return value, [
+        pair for meaning in change.get("interpretation", []) for pair in codings(meaning)
+    ]
+
+
+def agrees_with_the_record_summary(
+    runtime: Runtime, demo: Demo, patient: Patient, scores: list[dict[str, Any]]
+) -> None:
+    """Each Observation says what the patient page's copy-to-record block says, value by value."""
+    record = clinical_record(runtime, demo.practice.id, patient.id, runtime.catalogue)
+    views = {r.id: r for trend in record.trends for r in trend.results if r.total is not None}
+    assert sorted(views) == sorted(s["id"] for s in scores)
+    for score in scores:
+        view = views[score["id"]]
+        assert score["note"][0]["text"] == view.record_text
+        assert score["valueQuantity"]["value"] == view.total
+        [band] = score["interpretation"]
+        assert (band["coding"][0]["code"], band["text"]) == (view.band, view.band_label)
+        value, meaning = change_of(score)
+        if view.previous is None:
+            assert (value, meaning) == (None, [])
+        elif view.change is None:
+            assert value == view.total - view.previous.total and meaning == []
+        else:
+            expected = [view.change.direction] + (
+                [view.change.recovery] if view.change.recovery else []
+            )
+            assert (value, meaning) == (view.change.difference, [(CHANGE, c) for c in expected])
+
+
+def test_each_phq9_score_carries_its_band_risk_answer_and_change_as_the_record_says(
+    client: FlaskClient,
+    runtime: Runtime,
+    clock: Clock,
+    api_headers: dict[str, str],
+    demo: Demo,
+) -> None:
+    alex = demo.patients[0]
+    first = ["2"] * 8 + ["0", "1"]  # 16, moderately severe; Q9 "not at all"
+    second = ["1"] * 8 + ["1", "1"]  # 9: 7 better and below caseness; Q9 "several days"
+    third = ["2"] * 6 + ["1", "1", "1", "1"]  # 15: 6 worse, from below caseness
+    for replies in (first, second, third):
+        answer_phq9(client, api_headers, runtime, clock, demo.practice, alex, replies)
+        clock.advance(days=14)
+    scores = observations(client, api_headers, alex.id)
+
+    assert [s["valueQuantity"]["value"] for s in scores] == [16, 9, 15]
+    assert [s["interpretation"][0]["text"] for s in scores] == [
+        "Moderately severe",
+        "Mild",
+        "Moderately severe",
+    ]
+    risk = [component(s, LOINC, "44260-8") for s in scores]
+    assert [r["code"]["text"] for r in risk] == [RISK_QUESTION] * 3
+    assert [
+        (r["valueCodeableConcept"]["text"], codings(r["valueCodeableConcept"])) for r in risk
+    ] == [
+        ("Not at all (0)", [(LOINC, FREQUENCY[0])]),
+        ("Several days (1)", [(LOINC, FREQUENCY[1])]),
+        ("Several days (1)", [(LOINC, FREQUENCY[1])]),
+    ]
+    assert [change_of(s) for s in scores] == [
+        (None, []),
+        (-7, [(CHANGE, "reliable_improvement"), (CHANGE, "reliable_recovery")]),
+        (6, [(CHANGE, "reliable_deterioration"), (CHANGE, "not_a_case")]),
+    ]
+    baseline = component(scores[0], SCORES, "phq9.change")
+    assert baseline["dataAbsentReason"]["text"] == "First score (baseline)"
+    assert (
+        "Change since 16 on 2 Mar 2026: Reliable improvement, reliable recovery"
+        in (scores[1]["note"][0]["text"])
+    )
+    agrees_with_the_record_summary(runtime, demo, alex, scores)
+    # every code of ours resolves, on this server, to a concept with the same words
+    meanings = fetch(client, api_headers, "CodeSystem/reliable-change")["concept"]
+    for score in scores:
+        for meaning in component(score, SCORES, "phq9.change").get("interpretation", []):
+            [coding] = meaning["coding"]
+            assert coding["system"] == CHANGE
+            assert {"code": coding["code"], "display": coding["display"]} in meanings
+    kinds = fetch(client, api_headers, "CodeSystem/scores")["concept"]
+    assert {"code": "phq9.change", "display": "PHQ-9 change since the previous score"} in kinds
+
+
+def test_who5_change_is_in_percentage_points_and_gad7_is_its_own_series(
+    client: FlaskClient,
+    runtime: Runtime,
+    clock: Clock,
+    api_headers: dict[str, str],
+    demo: Demo,
+) -> None:
+    alex = demo.patients[0]
+    for instrument, replies in [
+        ("who5", ["3", "4", "2", "1", "5"]),  # 15, 60%
+        ("gad7", ["2"] * 7 + ["1"]),  # 14: a first GAD-7 is a baseline, whatever came before
+        ("who5", ["4", "4", "3", "2", "5"]),  # 18, 72%: 12 percentage points better
+        ("gad7", ["1"] * 7 + ["1"]),  # 7: 7 better and below caseness (8)
+    ]:
+        answer_all(client, api_headers, runtime, clock, demo, alex, instrument, replies)
+        clock.advance(days=14)
+    scores = observations(client, api_headers, alex.id)
+    assert [(s["code"]["text"], change_of(s)) for s in scores] == [
+        ("WHO-5 total score", (None, [])),
+        ("GAD-7 total score", (None, [])),
+        ("WHO-5 total score", (12, [(CHANGE, "reliable_improvement")])),
+        (
+            "GAD-7 total score",
+            (-7, [(CHANGE, "reliable_improvement"), (CHANGE, "reliable_recovery")]),
+        ),
+    ]
+    assert component(scores[2], SCORES, "who5.change")["valueQuantity"]["unit"] == "%"
+    assert all(
+        c["code"].get("coding", [{}])[0].get("code") != "44260-8"
+        for s in scores
+        for c in s["component"]
+    )  # no risk question in either
+    agrees_with_the_record_summary(runtime, demo, alex, scores)
+
+
+def test_the_change_rests_on_the_thresholds_in_the_instrument_file(
+    client: FlaskClient,
+    runtime: Runtime,
+    clock: Clock,
+    api_headers: dict[str, str],
+    demo: Demo,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A threshold changed in the instrument data changes the Observation and the record alike."""
+    alex = demo.patients[0]
+    for replies in (["2"] * 8 + ["0", "1"], ["2"] * 5 + ["1"] * 3 + ["0", "1"]):  # 16, then 13
+        answer_phq9(client, api_headers, runtime, clock, demo.practice, alex, replies)
+        clock.advance(days=14)
+    assert change_of(observations(client, api_headers, alex.id)[1]) == (
+        -3,
+        [(CHANGE, "no_reliable_change"), (CHANGE, "not_recovered")],
+    )
+    edit_instrument_file(
+        runtime, monkeypatch, tmp_path, "phq9", "reliable_change: 6", "reliable_change: 3"
+    )
+    scores = observations(client, api_headers, alex.id)
+    assert change_of(scores[1]) == (
+        -3,
+        [(CHANGE, "reliable_improvement"), (CHANGE, "not_recovered")],
+    )
+    agrees_with_the_record_summary(runtime, demo, alex, scores)
 
 
 # -- what is not there, or not theirs ------------------------------------------------------

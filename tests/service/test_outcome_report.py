@@ -8,24 +8,22 @@ a third practice's rows never count; nothing in it identifies a patient.
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.instruments.loader import BUILTIN_DIR
 from bot.services.enrolment import create_practice
-from bot.services.outcome_report import (
-    Change,
-    OutcomeReport,
-    classify,
-    outcome_report,
-    period_bounds,
-)
+from bot.services.outcome_report import OutcomeReport, outcome_report, period_bounds
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import Practice
 from tests.service import outcome_history
 from tests.service.conftest import Clock
+from tests.service.edited_instruments import edit_instrument_file
 from tests.service.outcome_history import ANX, DEP
 
 Q1 = {"start": date(2026, 1, 1), "end": date(2026, 3, 31)}
@@ -305,34 +303,64 @@ def test_the_period_is_in_the_practices_time_zone() -> None:
     assert after.isoformat() == "2026-07-31T23:00:00+00:00"
 
 
-# -- the classifier adapter --------------------------------------------------------------
+# -- the thresholds are the instrument files' ---------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("instrument", "baseline", "later", "change", "recovered"),
+    ("instrument", "old", "new", "changed"),
     [
-        ("phq9", 15, 9, Change.IMPROVED, True),  # exactly 6 better
-        ("phq9", 15, 10, Change.NO_CHANGE, False),  # 5 better, still a case
-        ("phq9", 10, 9, Change.NO_CHANGE, True),  # recovery without reliable change
-        ("phq9", 9, 15, Change.DETERIORATED, None),  # exactly 6 worse, not a case before
-        ("phq9", 9, 14, Change.NO_CHANGE, None),
-        ("gad7", 8, 4, Change.IMPROVED, True),  # exactly 4 better, 8 is a case
-        ("gad7", 7, 11, Change.DETERIORATED, None),
-        ("gad7", 8, 7, Change.NO_CHANGE, True),
-        ("who5", 40, 50, Change.IMPROVED, None),  # higher is better, 10 points
-        ("who5", 40, 49, Change.NO_CHANGE, None),
-        ("who5", 60, 50, Change.DETERIORATED, None),
+        # P4's 14 -> 10 (4 better) and 14 -> 9 (5 better) become reliable improvements
+        (
+            "phq9",
+            "reliable_change: 6",
+            "reliable_change: 4",
+            {
+                "phq9 6 weeks": (8, 6, 0, 2, 4, 1, 1, 5, 2),
+                "phq9 12 weeks": (8, 3, 1, 4, 2, 0, 1, 3, 2),
+            },
+        ),
+        # P8's 10 is no longer a case; P4's and P7's 10 at 6 weeks become recoveries
+        (
+            "phq9",
+            "caseness_min: 10",
+            "caseness_min: 11",
+            {"phq9 6 weeks": (8, 6, 0, 2, 3, 2, 1, 4, 4)},
+        ),
+        # P2's WHO-5 40% -> 48% (+8 percentage points) becomes a reliable improvement
+        (
+            "who5",
+            "reliable_change: 10",
+            "reliable_change: 8",
+            {"who5 6 weeks": (1, 1, 0, 0, 1, 0, 0, None, None)},
+        ),
     ],
 )
-def test_classify_at_the_published_thresholds(
-    instrument: str, baseline: int, later: int, change: Change, recovered: bool | None
+def test_a_threshold_changed_in_the_instrument_file_changes_the_report(
+    runtime: Runtime,
+    practices: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    instrument: str,
+    old: str,
+    new: str,
+    changed: dict[str, tuple[Any, ...]],
 ) -> None:
-    category = classify(instrument, baseline, later)
-    assert category is not None
-    assert (category.change, category.recovered) == (change, recovered)
+    """The report classifies by bot.instruments.change with the file's ``change:`` alone."""
+    assert outcome_table(outcome_report(runtime, practices["scores"].id, **Q1)) == OUTCOMES
+    edit_instrument_file(runtime, monkeypatch, tmp_path, instrument, old, new)
+    edited = outcome_table(outcome_report(runtime, practices["scores"].id, **Q1))
+    assert edited == {**OUTCOMES, **changed}
 
 
-def test_classify_without_a_score_or_thresholds_is_none() -> None:
-    assert classify("phq9", None, 5) is None
-    assert classify("phq9", 12, None) is None
-    assert classify("auditc", 4, 9) is None
+def test_an_instrument_without_change_thresholds_has_no_outcomes(
+    runtime: Runtime,
+    practices: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    text = (BUILTIN_DIR / "gad7.yaml").read_text(encoding="utf-8")
+    block = re.search(r"\nchange:\n(  .*\n)+", text)
+    assert block is not None
+    edit_instrument_file(runtime, monkeypatch, tmp_path, "gad7", block.group(0), "\n")
+    report = outcome_report(runtime, practices["scores"].id, **Q1)
+    assert {r.instrument for r in report.outcomes} == {"phq9", "who5"}

@@ -287,7 +287,11 @@ def test_the_api_and_webhook_need_no_csrf_token(
     client: FlaskClient, runtime: Runtime, clock: Clock, alex: Patient, api_headers: dict[str, str]
 ) -> None:
     alert_id = raise_urgent(runtime, alex, clock.now)
-    response = client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=api_headers)
+    response = client.post(
+        f"/api/v1/alerts/{alert_id}/acknowledge",
+        headers=api_headers,
+        json={"outcome": "contacted"},
+    )
     assert response.status_code == 200
     assert response.json["status"] == "acknowledged"
 
