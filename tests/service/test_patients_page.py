@@ -46,8 +46,13 @@ def signed_in(client: FlaskClient, demo: Demo) -> FlaskClient:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("alex", ["Alex Example"]),  # part of a name, any case
-        ("SAMPLE", ["Bo Sample"]),
+        ("alex", ["Alex Example"]),  # the start of the name, any case
+        ("SAMPLE", ["Bo Sample"]),  # the start of the surname
+        ("sam", ["Bo Sample"]),
+        ("bo sam", ["Bo Sample"]),
+        ("sample, bo", ["Bo Sample"]),  # surname first, as practice systems write it
+        ("ÁLEX", ["Alex Example"]),  # accents aside
+        ("ample", []),  # the middle of a word is not a start
         ("9434765919", ["Alex Example"]),  # an NHS number
         ("943 476 5919", ["Alex Example"]),  # as written on a card
         ("0101", ["Alex Example"]),  # the end of the mobile
