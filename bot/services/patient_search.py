@@ -8,8 +8,8 @@ surname, in any case and without accents ("bo", "sample" and "bo sam" all find
 Bo Sample). Results come a page at a time, by name.
 
 Every search is an index range on the patient's search keys (see ``Patient``
-and migration 0009), so a page costs the same with 10,000 patients as with 10:
-two statements, the count and the page.
+and migration 0009), so a page costs about the same with 10,000 patients as
+with 10: two statements, the count and the page (one when nothing matches).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, union_all
+from sqlalchemy import and_, func, union
 from sqlmodel import col, select
 
 from bot.services.runtime import Runtime
@@ -41,41 +41,42 @@ class PatientPage:
 def search(rt: Runtime, practice_id: str, query: str = "", page: int = 1) -> PatientPage:
     """The practice's patients matching ``query``, page ``page`` (from 1) of ``PAGE_SIZE``."""
     query = " ".join(query.split())[:MAX_QUERY]
-    found = matching(practice_id, query)
-    with transaction(rt.engine, read_only=True) as session:
-        base = select(Patient).where(col(Patient.practice_id) == practice_id)
+    ranges = _ranges(query)
+    if ranges is None:  # the whole list: the practice's patients in name_key order
         counted = select(func.count()).select_from(Patient)
         counted = counted.where(col(Patient.practice_id) == practice_id)
-        if found is not None:
-            base, counted = base.where(found), counted.where(found)
+        base = select(Patient).where(col(Patient.practice_id) == practice_id)
+    else:
+        ids = matching_ids(practice_id, ranges)
+        counted = select(func.count()).select_from(ids.subquery())
+        base = select(Patient).where(col(Patient.id).in_(ids))
+    with transaction(rt.engine, read_only=True) as session:
         total = int(session.exec(counted).one())
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(1, page), pages)
-        rows = session.exec(
-            base.order_by(col(Patient.name_key), col(Patient.id))
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
-        ).all()
+        rows = []
+        if total:
+            rows = session.exec(
+                base.order_by(col(Patient.name_key), col(Patient.id))
+                .offset((page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE)
+            ).all()
         return PatientPage(list(rows), total, page, pages, query)
 
 
-def matching(practice_id: str, query: str):
-    """``Patient.id IN (...)`` for a search, or None for the whole list.
+def matching_ids(practice_id: str, ranges: list):
+    """The ids of the practice's patients in any of ``ranges``: one union of index ranges.
 
-    Each way of matching is its own index range, the ids of all of them one
-    union: a single ``OR`` lets SQLite walk the whole practice in name order
-    instead (it prefers the index that avoids sorting, and knows nothing of how
-    few rows match).
+    The page then looks its rows up by id. Not one ``OR`` in the page's own query,
+    nor the practice's id beside it there: either lets SQLite walk the whole
+    practice in name order instead (the index that avoids sorting), knowing
+    nothing of how few rows match.
     """
-    ranges = _ranges(query)
-    if ranges is None:
-        return None
-    if not ranges:
-        return col(Patient.id).is_(None)  # nothing that could match
-    ids = union_all(
+    if not ranges:  # nothing that could match
+        return select(Patient.id).where(col(Patient.id).is_(None))
+    return union(
         *(select(Patient.id).where(col(Patient.practice_id) == practice_id, r) for r in ranges)
     )
-    return col(Patient.id).in_(ids)
 
 
 def _ranges(query: str) -> list | None:
