@@ -17,7 +17,8 @@ from sqlalchemy import Engine, event, text
 from bot.services import patient_search
 from bot.services.demo import Demo
 from bot.services.runtime import Runtime
-from bot.store.db import transaction
+from bot.store.db import make_engine, transaction
+from bot.store.migrate import upgrade
 from bot.store.models import Patient, new_id, patient_search_keys
 from tests.service.conftest import Clock
 from tests.service.test_round_trips import counting
@@ -138,3 +139,34 @@ def test_each_search_is_an_index_range_never_a_walk_of_the_practice(
         # the practice (its id in a range of the page's own query) in name order
         assert "ix_patient_practice_id" not in page_plan, page_plan
         assert "(practice_id=?)" not in page_plan, page_plan
+
+
+def test_migration_0009_fills_the_keys_of_patients_enrolled_before_it(tmp_path) -> None:
+    """Upgrading a database that already has patients: each is found by the new search."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0008")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO practice (id, name, sms_number, timezone, nation, send_window_start,"
+                " send_window_end, working_days, reminder_after_hours, max_reminders,"
+                " expire_after_days, invitation_valid_days, escalate_after_minutes,"
+                " escalate_every_minutes, created_at) VALUES ('p1', 'Old Surgery',"
+                " '+447700900998', 'Europe/London', 'ENG', '09:00', '17:00', 'mon', 24, 1, 7,"
+                " 14, 30, 30, '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO patient (id, practice_id, name, phone, language, opted_out,"
+                " created_at) VALUES ('a1', 'p1', 'Zoë Older', '+447700900321', 'en', 0,"
+                " '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        keys = connection.execute(
+            text("SELECT name_key, family_key, phone_key FROM patient WHERE id = 'a1'")
+        ).one()
+    assert tuple(keys) == ("zoe older", "older zoe", "123009007744")
+    engine.dispose()
