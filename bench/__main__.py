@@ -39,6 +39,13 @@ def _csv(args: argparse.Namespace) -> tuple[dict, str]:
     return report, csv_import.table(report)
 
 
+def _patients(args: argparse.Namespace) -> tuple[dict, str]:
+    from bench import patients
+
+    report = patients.run(repeats=2 if args.quick else 5)
+    return report, patients.table(report)
+
+
 def _dispatch(args: argparse.Namespace) -> tuple[dict, str]:
     from bench import dispatch
 
@@ -52,6 +59,7 @@ BENCHMARKS = {
     "webhook": _webhook,
     "report": _report,
     "csv": _csv,
+    "patients": _patients,
     "dispatch": _dispatch,
 }
 

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -282,16 +283,8 @@ def create_consultation(
     session.add(consultation)
     if flush:
         session.flush()
-    local_time = occurred_at.astimezone(ZoneInfo(practice.timezone))
     invitations = []
-    for index, step in enumerate(steps):
-        try:
-            # wall-clock arithmetic in the practice's zone: "2 weeks later" keeps the
-            # hour across the clock change
-            due_at = (local_time + duration_of(step.after)).astimezone(UTC)
-        except (OverflowError, ValueError):
-            field = "protocol" if protocol else f"schedule[{index}].after"
-            raise InputError(field, f"{field} puts a questionnaire past the year 9999") from None
+    for step, due_at in due_times(practice, occurred_at, steps, protocol=protocol):
         invitation = Invitation(
             practice_id=practice.id,
             patient_id=patient.id,
@@ -315,6 +308,31 @@ def create_consultation(
         now=now,
     )
     return consultation, invitations
+
+
+def due_times(
+    practice: Practice, occurred_at: datetime, steps: list[ScheduleStep], *, protocol: str | None
+) -> list[tuple[ScheduleStep, datetime]]:
+    """Each step with when it is due (UTC), from a consultation at ``occurred_at`` (UTC).
+
+    Wall-clock arithmetic in the practice's zone: "2 weeks later" keeps the hour
+    across the clock change. Shared by one consultation and the CSV import's bulk.
+    """
+    local_time = occurred_at.astimezone(ZoneInfo(practice.timezone))
+    due = []
+    for index, step in enumerate(steps):
+        try:
+            due.append((step, (local_time + _duration(step.after)).astimezone(UTC)))
+        except (OverflowError, ValueError):
+            field = "protocol" if protocol else f"schedule[{index}].after"
+            raise InputError(field, f"{field} puts a questionnaire past the year 9999") from None
+    return due
+
+
+@lru_cache(maxsize=256)
+def _duration(text_value: str) -> Any:
+    """``duration_of``, parsed once per distinct text (an import repeats a few thousand times)."""
+    return duration_of(text_value)
 
 
 def _all_steps(value: Any) -> bool:

@@ -9,9 +9,10 @@ work.
   a clash says "already in use" and never which practice has it. They are
   stored in lower case, as the sign-in page looks them up.
 - Passwords are hashed with werkzeug, outside any transaction (hashing is slow
-  on purpose). A member of staff added without one cannot sign in until a
-  password is set: their hash is one no password matches. A hash is never
-  part of an answer.
+  on purpose). One set here (through the API) was chosen by someone else, so it
+  is one-time: the member must choose their own at first sign-in. A member of
+  staff added without one cannot sign in until a password is set: their hash
+  is one no password matches. A hash is never part of an answer.
 - Removing someone who has been sent alert notices cannot delete the row (the
   notices refer to it, and they are the record of who was told). Such an
   account is deactivated instead, without a schema change: no longer on duty or
@@ -19,6 +20,9 @@ work.
   address replaced by one in the reserved ``.invalid`` domain, which frees the
   address and marks the row as removed. Their name stays, so the alert history
   still shows who was told. Removed staff are in no list and answer 404.
+- A practice always keeps an admin: demoting or removing its last one is
+  refused (``LAST_ADMIN``), or nobody could change its settings or staff again
+  without an integrator. One rule here, for the pages and the API alike.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ from bot.store.models import AlertNotification, Practice, StaffUser
 
 # RFC 2606 reserves .invalid: no real address is there, so a removed account's is.
 REMOVED_DOMAIN = "removed.prombot.invalid"
+ADMIN = "admin"
+LAST_ADMIN = (
+    "this is the practice's only admin: make another member of staff an admin first, "
+    "so someone can still change the practice's settings and staff"
+)
 
 
 def hash_password(password: str | None, method: str = STRONG_PASSWORD_HASH) -> str:
@@ -94,7 +103,10 @@ def add_staff(
     actor: str,
     must_change_password: bool = False,
 ) -> StaffUser:
-    """Add a member; ``must_change_password`` when ``new.password`` is a one-time password."""
+    """Add a member. A password given here was chosen by someone else (an admin, an
+    integrator through the API), so it is always one-time: the member must choose
+    their own at first sign-in, as after an admin's reset."""
+    must_change_password = must_change_password or new.password is not None
     # hashed before the transaction opens: hashing is slow on purpose
     password_hash = hash_password(new.password, rt.settings.staff_password_hash)
     with transaction(rt.engine) as session:
@@ -137,6 +149,8 @@ def change_staff(
     )
     with transaction(rt.engine) as session:
         user = _locked(session, practice, staff_id)
+        if changes.profile().get("role", user.role) != ADMIN:
+            _keep_an_admin(session, practice, user, field="role")
         changed = False
         for key, value in changes.profile().items():
             if getattr(user, key) != value:
@@ -146,6 +160,7 @@ def change_staff(
             _audit(session, practice, actor, "staff.updated", user.id, now)
         if password_hash is not None:
             user.password_hash = password_hash  # signs them out everywhere: sessions carry its tag
+            user.must_change_password = True  # someone else chose it: one-time, like a reset
             _audit(session, practice, actor, "staff.password_set", user.id, now)
     return user
 
@@ -160,6 +175,7 @@ def remove_staff(
     """
     with transaction(rt.engine) as session:
         user = _locked(session, practice, staff_id)
+        _keep_an_admin(session, practice, user, field="staff_id")
         told = session.exec(
             select(AlertNotification.id).where(AlertNotification.recipient_id == user.id).limit(1)
         ).first()
@@ -174,6 +190,30 @@ def remove_staff(
         user.password_hash = hash_password(None)
         _audit(session, practice, actor, "staff.deactivated", user.id, now)
         return "deactivated"
+
+
+def _keep_an_admin(session: Session, practice: Practice, user: StaffUser, *, field: str) -> None:
+    """Refuse a change that would leave the practice with no admin who can sign in.
+
+    Changes to admins queue on the practice's row (``FOR NO KEY UPDATE``: inserts
+    that refer to the practice go on), so two admins demoting each other at once
+    cannot both succeed.
+    """
+    if user.role != ADMIN:
+        return
+    session.exec(
+        select(Practice.id).where(Practice.id == practice.id).with_for_update(key_share=True)
+    ).one()
+    others = session.exec(
+        select(StaffUser.id)
+        .where(StaffUser.practice_id == practice.id)
+        .where(StaffUser.role == ADMIN)
+        .where(StaffUser.id != user.id)
+        .where(_current())
+        .limit(1)
+    ).first()
+    if others is None:
+        raise InputError(field, LAST_ADMIN)
 
 
 def _in_use() -> InputError:

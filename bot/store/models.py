@@ -8,10 +8,11 @@ audit log.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 from bot.store.types import UTCDateTime
@@ -86,8 +87,48 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = _when(nullable=True)
 
 
+def _search_key(length: int) -> String:
+    """Text compared byte by byte: an index range finds exactly the keys with a prefix."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def _name_key(text_: str) -> str:
+    """A name as search compares it: no case, no accents, punctuation as spaces."""
+    text_ = unicodedata.normalize("NFKD", text_.casefold())
+    text_ = "".join(ch for ch in text_ if not unicodedata.combining(ch))
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text_).split())
+
+
+def patient_search_keys(name: str, phone: str) -> dict[str, str]:
+    """The patient's search keys (see ``Patient``), for rows written without the ORM."""
+    words = _name_key(name).split()
+    family = " ".join(words[-1:] + words[:-1])  # "bo sample" -> "sample bo"
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return {
+        "name_key": " ".join(words)[:120],
+        "family_key": family[:120],
+        "phone_key": digits[::-1][:16],
+    }
+
+
 class Patient(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("practice_id", "phone", name="uq_patient_practice_phone"),)
+    """A patient of one practice.
+
+    The three keys make finding one an index range, never a scan: ``name_key``
+    (the name without case or accents: the list's order, and a search by the
+    start of the name), ``family_key`` (the last word first: a search by the
+    start of the surname) and ``phone_key`` (the mobile's digits reversed: a
+    search by its last digits is a prefix). They follow the name and phone on
+    every write through the ORM; bulk writes use ``patient_search_keys``.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("practice_id", "phone", name="uq_patient_practice_phone"),
+        Index("ix_patient_practice_name_key", "practice_id", "name_key", "id"),
+        Index("ix_patient_practice_family_key", "practice_id", "family_key", "id"),
+        Index("ix_patient_practice_phone_key", "practice_id", "phone_key", "id"),
+        Index("ix_patient_practice_nhs_number", "practice_id", "nhs_number", "id"),
+    )
     id: str = _id()
     practice_id: str = Field(foreign_key="practice.id", index=True)
     name: str = Field(max_length=120)
@@ -98,6 +139,23 @@ class Patient(SQLModel, table=True):
     opted_out: bool = Field(default=False)
     opted_out_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
+    name_key: str = Field(
+        default="", sa_type=_search_key(120), sa_column_kwargs={"server_default": ""}
+    )
+    family_key: str = Field(
+        default="", sa_type=_search_key(120), sa_column_kwargs={"server_default": ""}
+    )
+    phone_key: str = Field(
+        default="", sa_type=_search_key(16), sa_column_kwargs={"server_default": ""}
+    )
+
+
+@event.listens_for(Patient, "before_insert")
+@event.listens_for(Patient, "before_update")
+def _keep_search_keys(_mapper: object, _connection: object, patient: Patient) -> None:
+    for key, value in patient_search_keys(patient.name or "", patient.phone or "").items():
+        if getattr(patient, key) != value:
+            setattr(patient, key, value)
 
 
 class Consultation(SQLModel, table=True):

@@ -8,7 +8,7 @@ results is shown only to those whose role may open that page.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_login import current_user
 
 from bot.services import patient_search
@@ -23,11 +23,31 @@ staff.check_csrf(bp)
 @bp.get("")
 @requires(*ALL_STAFF)
 def patients():
+    return render_template("staff/patients.html", found=_found())
+
+
+@bp.get("/results")
+@requires(*ALL_STAFF)
+def results():
+    """The results region alone, for the live search (htmx) to swap in as the user types.
+
+    Its address bar follows: ``HX-Replace-Url`` names the whole page for the same
+    search, so reload, back and a shared link show what is on the screen.
+    """
+    found = _found()
+    response = Response(render_template("staff/_patients_results.html", found=found))
+    response.headers["HX-Replace-Url"] = url_for(
+        "patients.patients", q=found.query or None, page=found.page if found.page > 1 else None
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def _found() -> patient_search.PatientPage:
     try:
         page = int(request.args.get("page", "1"))
     except ValueError:
         page = 1
-    found = patient_search.search(
+    return patient_search.search(
         context.runtime(), current_user.practice_id, request.args.get("q", ""), page
     )
-    return render_template("staff/patients.html", found=found)

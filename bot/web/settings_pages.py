@@ -529,9 +529,15 @@ def staff_edit(staff_id: str):
         }
         changes, problems = _checked(StaffUpdate, data)
         if changes is not None:
-            staff_admin.change_staff(context.runtime(), practice, member.id, changes, **_actor())
-            flash(f"{member.name}'s details have been saved.", "info")
-            return redirect(url_for("settings.staff_list"))
+            try:
+                staff_admin.change_staff(
+                    context.runtime(), practice, member.id, changes, **_actor()
+                )
+            except InputError as exc:  # the practice's last admin
+                problems = [exc]
+            else:
+                flash(f"{member.name}'s details have been saved.", "info")
+                return redirect(url_for("settings.staff_list"))
         errors = _show(form, problems, LABELS, STAFF_IDS)
         status = 400
     else:
@@ -557,8 +563,18 @@ def staff_deactivate(staff_id: str):
     if member.id == current_user.id:
         abort(403)  # an admin cannot lock themselves out; another admin can
 
-    def deactivate() -> None:
-        staff_admin.remove_staff(context.runtime(), practice, member.id, **_actor())
+    if request.method == "POST" and request.form.get("confirm") == CONFIRM:
+        try:
+            staff_admin.remove_staff(context.runtime(), practice, member.id, **_actor())
+        except InputError as exc:  # the practice's last admin: say so on the page
+            page = render_template(
+                "staff/settings/staff_deactivate.html",
+                form=ConfirmForm(),
+                confirm=CONFIRM,
+                member=member,
+                errors=[(_worded(exc, {"staff_id": member.name}), "#deactivate")],
+            )
+            return page, 400
         flash(f"{member.name} can no longer sign in.", "info")
-
-    return _confirmed(deactivate, "settings.staff_list", "staff_deactivate", member=member)
+        return redirect(url_for("settings.staff_list"))
+    return _confirmed(lambda: None, "settings.staff_list", "staff_deactivate", member=member)

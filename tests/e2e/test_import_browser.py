@@ -6,7 +6,8 @@ a comma) holding good rows, a patient already enrolled and bad rows, reads the
 preview, confirms, sees the result, downloads the rows that failed with their
 reasons, then uploads the same file again and sees that nothing would be
 created twice. No JavaScript is needed by the pages; the API confirms what
-was created.
+was created. axe-core checks each page (no serious or critical violations) and
+each is saved at desktop and phone widths under build/screenshots/.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser import chromium_page, sync_api
+from tests.e2e.browser import check_accessibility, chromium_page, screenshot, sync_api
 from tests.e2e.conftest import Server
 
 ADMIN = "admin@demo.prombot.test"
@@ -70,9 +71,13 @@ def test_a_practice_imports_a_spreadsheet_of_patients_and_importing_it_again_cha
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Import patients from a CSV file")).to_be_visible()
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-import-upload")
 
     upload(page, server, path)
     assert outcomes(page) == ["enrol_schedule", "enrol", "duplicate"] + ["error"] * 4
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-import-preview")
     rows = page.locator("#import-rows tbody tr")
     expect(rows.nth(0)).to_contain_text("Placeholder, Robin")
     expect(rows.nth(3)).to_contain_text("Bad mobile")
@@ -86,6 +91,8 @@ def test_a_practice_imports_a_spreadsheet_of_patients_and_importing_it_again_cha
     expect(page.locator("#enrolled")).to_have_text("2")
     expect(page.locator("#scheduled")).to_have_text("1")
     expect(page.locator("#failed")).to_have_text("4")
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-import-done")
 
     with page.expect_download() as info:
         page.get_by_role("button", name="Download the 4 rows not imported (CSV)").click()

@@ -8,7 +8,9 @@ Playwright, the new admin signs in with the one-time password it printed, is
 made to choose a password of their own (a too-short one is refused, field by
 field), and then reaches the staff pages. The admin resets a clinician's
 password; the clinician signs in with the new one-time password, is made to
-change it too, and gets in. No password reaches the server's log.
+change it too, and gets in. No password reaches the server's log. axe-core
+checks each page on the way (no serious or critical violations), each saved at
+desktop and phone widths under build/screenshots/.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.browser import TIMEOUT_MS, chromium_page, sync_api
+from tests.e2e.browser import (
+    TIMEOUT_MS,
+    check_accessibility,
+    chromium_page,
+    screenshot,
+    sync_api,
+)
 from tests.e2e.conftest import Server, http
 
 ADMIN_EMAIL = "pat.manager@harbour.prombot.test"
@@ -77,6 +85,8 @@ def test_a_new_practice_signs_in_with_its_one_time_password_and_resets_a_clinici
     sign_in(page, server, ADMIN_EMAIL, one_time)
     expect(page).to_have_url(f"{server.base_url}/staff/password")
     expect(page.locator("#must-change")).to_contain_text("temporary password")
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-onboarding-must-change")
     page.goto(f"{server.base_url}/staff/alerts")
     expect(page).to_have_url(f"{server.base_url}/staff/password")
 
@@ -88,11 +98,14 @@ def test_a_new_practice_signs_in_with_its_one_time_password_and_resets_a_clinici
     expect(page.locator("#new_password-error")).to_contain_text("at least 12 characters")
     summary.get_by_role("link").click()
     expect(page.get_by_label("New password", exact=True)).to_be_focused()
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-onboarding-password-errors")
 
     choose_password(page, one_time, ADMIN_PASSWORD)
     expect(page).to_have_url(f"{server.base_url}/staff/alerts")
     expect(page.get_by_role("status").first).to_contain_text("Your password has been changed")
     expect(page.locator("body")).to_contain_text("Harbour View Surgery")
+    check_accessibility(page)
 
     # A clinician added by the practice's integrator; the admin resets their password.
     added = http(
@@ -111,9 +124,12 @@ def test_a_new_practice_signs_in_with_its_one_time_password_and_resets_a_clinici
     clinician_id = added.json()["id"]
     page.goto(f"{server.base_url}/staff/settings/staff/{clinician_id}/password")
     expect(page.get_by_role("heading", level=1)).to_have_text("Reset Dr Rory Quinn's password")
+    check_accessibility(page)
+    screenshot(page, f"{server.backend}-onboarding-reset")
     page.get_by_role("button", name="Reset password").click()
     reset_to = page.locator("#one-time-password").inner_text()
     assert len(reset_to) >= 12
+    check_accessibility(page)  # (no screenshot: it shows a password)
 
     # Another practice's member is not found; the demo admin cannot see Harbour's staff.
     theirs = next(u for u in server.demo["users"] if u["role"] == "clinician")
@@ -135,6 +151,7 @@ def test_a_new_practice_signs_in_with_its_one_time_password_and_resets_a_clinici
         expect(clinician.get_by_role("alert").first).to_contain_text("do not match an account")
         sign_in(clinician, server, CLINICIAN_EMAIL, reset_to)
         expect(clinician).to_have_url(f"{server.base_url}/staff/password")
+        check_accessibility(clinician)  # at a phone's width
         choose_password(clinician, reset_to, CLINICIAN_PASSWORD)
         expect(clinician).to_have_url(f"{server.base_url}/staff/alerts")
         expect(clinician.locator("body")).to_contain_text("Dr Rory Quinn")

@@ -29,6 +29,7 @@ from bot.store.db import transaction
 from bot.store.models import AuditEvent, Consultation, Invitation, Patient, Practice, StaffUser
 from tests.service.alerting import STAFF_PASSWORD, other_practice
 from tests.service.conftest import Clock
+from tests.service.test_round_trips import counting
 
 TODAY = date(2026, 3, 2)  # the clock fixture's day
 HEADER = "name,mobile,nhs_number,date_of_birth,consultation_date,protocol"
@@ -419,6 +420,49 @@ def test_five_thousand_rows_preview_and_import(runtime: Runtime, demo: Demo, clo
     done = apply(runtime, demo, text, clock, expected=shown.digest)
     assert (done.enrolled, done.consultations, done.invitations) == (997, 5000, 15000)
     assert [r.action for r in preview(runtime, demo, text, clock).rows] == ["duplicate"] * 5000
+
+
+def test_an_import_is_a_few_statements_per_thousand_rows_not_one_per_row(
+    runtime: Runtime, demo: Demo, clock: Clock
+):
+    """5,000 rows: 997 patients, 5,000 consultations, 15,000 follow-ups and 5,998 audit
+    events, each table written 1,000 rows to a statement (the bench times it)."""
+    text = five_thousand_rows()
+    with counting(runtime.engine) as statements:
+        done = apply(runtime, demo, text, clock)
+    assert (done.enrolled, done.consultations, done.invitations) == (997, 5000, 15000)
+    inserts = [s for s in statements if s == "INSERT"]
+    # patients 1, consultations 5, follow-ups 15, audit events 6 (+ "patients.imported")
+    assert len(inserts) == 1 + 5 + 15 + 6 + 1, len(inserts)
+    assert len(statements) < 60, statements  # and the plan's set-based reads
+
+
+def test_a_mobile_enrolled_meanwhile_is_caught_by_the_database_and_nothing_is_written(
+    runtime: Runtime, demo: Demo, clock: Clock, monkeypatch: pytest.MonkeyPatch
+):
+    """The API and the pages do not wait for the import's lock: a mobile enrolled
+    between the plan and the bulk insert breaks the unique rule, the whole import is
+    undone and the page is shown the outcome again (here, in the import's own unit
+    of work, which SQLite's single writer needs)."""
+    text = lines("Jo New,07700900260", "Kim New,07700900261")
+    planned = patient_import.plan
+    calls = []
+
+    def plan_then_someone_enrols_kim(session, practice, catalogue, parsed):
+        result = planned(session, practice, catalogue, parsed)
+        if not calls:
+            calls.append(1)
+            session.add(Patient(practice_id=demo.practice.id, name="Kim New",
+                                phone="+447700900261", created_at=clock.now))  # fmt: skip
+            session.flush()
+        return result
+
+    monkeypatch.setattr(patient_import, "plan", plan_then_someone_enrols_kim)
+    before = count(runtime, Patient)
+    with pytest.raises(PlanChanged) as changed:
+        apply(runtime, demo, text, clock)
+    assert [r.action for r in changed.value.preview.rows] == ["enrol", "enrol"]
+    assert count(runtime, Patient) == before
 
 
 def test_the_failures_file_lists_each_failed_row_with_its_reason_as_uploaded(

@@ -46,8 +46,13 @@ def signed_in(client: FlaskClient, demo: Demo) -> FlaskClient:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("alex", ["Alex Example"]),  # part of a name, any case
-        ("SAMPLE", ["Bo Sample"]),
+        ("alex", ["Alex Example"]),  # the start of the name, any case
+        ("SAMPLE", ["Bo Sample"]),  # the start of the surname
+        ("sam", ["Bo Sample"]),
+        ("bo sam", ["Bo Sample"]),
+        ("sample, bo", ["Bo Sample"]),  # surname first, as practice systems write it
+        ("ÁLEX", ["Alex Example"]),  # accents aside
+        ("ample", []),  # the middle of a word is not a start
         ("9434765919", ["Alex Example"]),  # an NHS number
         ("943 476 5919", ["Alex Example"]),  # as written on a card
         ("0101", ["Alex Example"]),  # the end of the mobile
@@ -107,3 +112,22 @@ def test_reception_finds_patients_and_opens_their_page(
     clinician = client.application.test_client()
     assert sign_in(clinician, password=DEMO_PASSWORD).status_code == 302
     assert f'href="/staff/patients/{alex.id}"' in clinician.get("/staff/patients?q=alex").text
+
+
+def test_the_live_search_swaps_in_the_results_alone_and_the_form_still_works_without_it(
+    signed_in: FlaskClient,
+) -> None:
+    page = signed_in.get("/staff/patients")
+    # progressive enhancement: a plain GET form, which htmx upgrades on the search box
+    assert '<form method="get" action="/staff/patients"' in page.text
+    assert 'hx-get="/staff/patients/results"' in page.text
+    assert 'hx-target="#patient-results"' in page.text and 'id="patient-results"' in page.text
+    fragment = signed_in.get("/staff/patients/results?q=sam", headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text and "<h1" not in fragment.text
+    assert _names(fragment.text) == ["Bo Sample"]
+    assert "1 patient found" in fragment.text
+    # the address bar follows the search, so reload and back show the same results
+    assert fragment.headers["HX-Replace-Url"] == "/staff/patients?q=sam"
+    # without JavaScript, the same search is the whole page
+    assert _names(signed_in.get("/staff/patients?q=sam").text) == ["Bo Sample"]

@@ -399,6 +399,29 @@ def test_an_admin_cannot_deactivate_themselves(admin: FlaskClient, runtime: Runt
     assert admin.get(f"/staff/settings/staff/{me.id}/deactivate").status_code == 403
 
 
+def test_the_practices_last_admin_cannot_be_made_a_clinician(
+    admin: FlaskClient, runtime: Runtime, demo: Demo, clock: Clock
+) -> None:
+    """The rule is the service's (the API's too): the page shows it by the role field."""
+    me = user(runtime, ADMIN)
+    path = f"/staff/settings/staff/{me.id}"
+    refused = post(admin, path, {"role": "clinician", "mobile": ""})
+    assert refused.status_code == 400
+    assert "Error: " in refused.text.split("</title>")[0]
+    ((link, message),) = summary(refused.text)
+    assert link == "role" and message.startswith("This is the practice&#39;s only admin")
+    assert 'id="role-error"' in refused.text
+    assert user(runtime, ADMIN).role == "admin"
+    assert audited(runtime, "staff.updated") == []
+    # with another admin, the first may step down
+    spare = add_staff(
+        runtime, demo.practice.id, clock.now, email="spare@demo.prombot.test", name="Sam Spare"
+    )
+    assert post(admin, f"/staff/settings/staff/{spare.id}", {"role": "admin"}).status_code == 302
+    assert post(admin, path, {"role": "clinician", "mobile": ""}).status_code == 302
+    assert user(runtime, ADMIN).role == "clinician"
+
+
 # -- who may -------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from sqlmodel import col, select
 from werkzeug.security import check_password_hash
 
+from bot.services import staff_admin
 from bot.services.alert_notices import notify_due
 from bot.services.demo import DEMO_PASSWORD, Demo
 from bot.services.runtime import Runtime
@@ -704,3 +705,61 @@ def test_someone_put_on_duty_through_the_api_is_texted_the_next_urgent_alert(
         assert [(n.recipient_id, n.channel, n.status) for n in notices] == [
             (made["id"], "sms", "sent")
         ]
+
+
+# -- the practice's last admin -------------------------------------------------------------
+
+
+def test_the_practices_last_admin_cannot_be_demoted_or_removed(
+    client: FlaskClient, runtime: Runtime, api_headers: dict[str, str]
+) -> None:
+    """Or nobody could change the practice's settings and staff in the browser again."""
+    jo = by_email(runtime, "admin@demo.prombot.test")  # the demo's only admin
+    url = f"/api/v1/staff/{jo.id}"
+    demoted = client.patch(url, headers=api_headers, json={"role": "clinician"})
+    assert (demoted.status_code, demoted.json) == (
+        422,
+        {"error": staff_admin.LAST_ADMIN, "field": "role"},
+    )
+    removed = client.delete(url, headers=api_headers)
+    assert (removed.status_code, removed.json) == (
+        422,
+        {"error": staff_admin.LAST_ADMIN, "field": "staff_id"},
+    )
+    assert (row(runtime, jo.id).role, row(runtime, jo.id).email) == ("admin", jo.email)
+    assert [a for a, _t, s, _a in audited(runtime) if s == jo.id] == []
+    # other changes to the last admin, and a non-admin role for anyone else, still work
+    assert client.patch(url, headers=api_headers, json={"on_duty": True}).status_code == 200
+    # with a second admin, either may go
+    second = add(client, api_headers, role="admin")
+    assert client.patch(url, headers=api_headers, json={"role": "clinician"}).status_code == 200
+    last = client.delete(f"/api/v1/staff/{second['id']}", headers=api_headers)
+    assert (last.status_code, last.json["field"]) == (422, "staff_id")
+
+
+# -- passwords set through the API are one-time ----------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["added with a password", "given a new password"])
+def test_a_password_set_through_the_api_must_be_changed_at_first_sign_in(
+    app: Flask, client: FlaskClient, runtime: Runtime, api_headers: dict[str, str], how: str
+) -> None:
+    """Whoever set it (an integrator, a script) knows it: like an admin's reset on the
+    settings pages, it opens only the page where the member chooses their own."""
+    if how == "added with a password":
+        made = add(client, api_headers)
+        password = NEW_STAFF["password"]
+    else:
+        made = add(client, api_headers, password=None)
+        password = "another-long-password"
+        answer = client.patch(
+            f"/api/v1/staff/{made['id']}", headers=api_headers, json={"password": password}
+        )
+        assert answer.status_code == 200
+    assert row(runtime, made["id"]).must_change_password is True
+    browser = app.test_client()
+    assert sign_in(browser, NEW_STAFF["email"].lower(), password).status_code == 302
+    for path in ("/staff/patients", "/staff/alerts"):
+        response = browser.get(path)
+        assert (response.status_code, response.headers["Location"]) == (302, "/staff/password")
+    assert 'id="must-change"' in browser.get("/staff/password").text

@@ -48,6 +48,7 @@ ROLE_TABLE: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("GET", "/staff/alerts/fragment"): (OK, OK, FORBIDDEN, OK, LOGIN),
     ("GET", "/staff/alerts/count"): (OK, OK, FORBIDDEN, OK, LOGIN),
     ("GET", "/staff/patients"): (OK, OK, OK, OK, LOGIN),
+    ("GET", "/staff/patients/results"): (OK, OK, OK, OK, LOGIN),
     ("GET", "/staff/patients/new"): (OK, OK, OK, OK, LOGIN),
     ("POST", "/staff/patients/new"): (INVALID, INVALID, INVALID, INVALID, LOGIN),
     ("GET", "/staff/patients/<patient_id>"): (OK, OK, OK, MISSING, LOGIN),
