@@ -30,6 +30,7 @@ from bot.services.carry_out import opt_out
 from bot.services.demo import DEMO_SMS_NUMBER, Demo
 from bot.services.dispatch import dispatch_due
 from bot.services.outbox import (
+    HAND_OVER_SPREAD,
     OutboxSettings,
     Pacer,
     _pacer_for,
@@ -49,8 +50,9 @@ from tests.service.test_twilio_gateway import ACCOUNT_SID, AUTH_TOKEN, Fake
 
 LEASE = timedelta(seconds=OutboxSettings.lease_seconds)
 GATEWAY_TIMEOUT = 5  # seconds: the test gateway's TWILIO_TIMEOUT_SECONDS
-# After a hand-over without an answer, a lookup that finds nothing proves nothing until then.
-SETTLE = timedelta(seconds=GATEWAY_TIMEOUT + OutboxSettings.lookup_delay_seconds)
+# After a hand-over without an answer, a lookup that finds nothing proves nothing until then
+# (a text goes at most HAND_OVER_SPREAD after its hand-over is recorded).
+SETTLE = timedelta(seconds=GATEWAY_TIMEOUT + OutboxSettings.lookup_delay_seconds) + HAND_OVER_SPREAD
 WAIT = 60  # seconds: a bound on waiting for threads, not an expectation of speed
 
 
