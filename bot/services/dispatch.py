@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, or_
+from sqlalchemy import literal, tuple_
 from sqlmodel import Session, col, select
 
 from bot.flows import start
@@ -31,6 +31,7 @@ from bot.store.models import Conversation, Invitation, Patient, Practice
 log = structlog.get_logger(__name__)
 
 BATCH = 200
+_DUE_AT_TYPE = Invitation.__table__.c.due_at.type
 
 
 def dispatch_due(
@@ -62,11 +63,12 @@ def dispatch_due(
                 .where(Invitation.due_at <= now)
             )
             if after is not None:
+                # A row-value comparison: both databases read it as one range of
+                # ix_invitation_due_walk (an OR of the two halves made SQLite sort every
+                # due row by id, for each page).
                 query = query.where(
-                    or_(
-                        col(Invitation.due_at) > after[0],
-                        and_(col(Invitation.due_at) == after[0], col(Invitation.id) > after[1]),
-                    )
+                    tuple_(col(Invitation.due_at), col(Invitation.id))
+                    > tuple_(literal(after[0], _DUE_AT_TYPE), literal(after[1]))
                 )
             page = session.exec(
                 query.order_by(col(Invitation.due_at), col(Invitation.id))
