@@ -30,13 +30,19 @@ An unsent text (no provider SID yet) is always in one of three states:
    claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite;
    texts to one phone go in the order they were written, so a later one waits
    while an earlier one is held, in doubt or backing off);
-3. for each claimed text, paced: *hands it over*, a compare-and-set on its
-   token that counts the attempt, stamps ``handed_over_at`` and renews its
-   lease (and the batch's, once a quarter of a lease has gone since the last
-   renewal), committed *before* the provider is called (if
-   the token is no longer held, the text is not sent); then calls the
-   gateway with no transaction open; then records the outcome, again only
-   while the token is held:
+3. works through the batch a chunk at a time (HAND_OVER_CHUNK texts unpaced,
+   one when paced, after the pacer's wait). One transaction *hands the chunk
+   over*: a compare-and-set on each text's token, in one statement, that counts
+   the attempt, stamps ``handed_over_at`` and renews its lease (and the batch's,
+   once a quarter of a lease has gone since the last renewal), committed
+   *before* the provider is called (a text whose token is no longer held is not
+   sent); the same transaction records what the previous chunk's texts were
+   accepted as. Then each text of the chunk goes to the gateway with no
+   transaction open (a text sent more than HAND_OVER_SPREAD after its recorded
+   hand-over is first stamped afresh; one whose phone was held back meanwhile is
+   given back unsent, its attempt uncounted). Outcomes, again only while the
+   token is held (failures at once, text by text; acceptances with the next
+   chunk, in one statement):
 
    * accepted: the SID and status, ``sent_at``; the claim ends;
    * transient failure (429, 401, a connection never made): back to
@@ -59,13 +65,16 @@ under a held token, and handing over is recorded before the provider is
 called; a takeover replaces the token, so the old holder can neither hand it
 over nor record anything but a SID afterwards. A takeover that finds a
 hand-over recorded looks the text up, and a lookup that finds nothing counts
-only after ``handed_over_at`` + the gateway's timeout + SMS_LOOKUP_DELAY_SECONDS
+only after ``handed_over_at`` + HAND_OVER_SPREAD + the gateway's timeout +
+SMS_LOOKUP_DELAY_SECONDS
 (Twilio's list may lag behind a create, by an amount Twilio does not
-document). Leases only decide how soon a dead holder's texts are taken over;
+document). A crash part-way through a chunk leaves its unsent texts recorded as handed
+over: they are looked up like the rest, never resent unseen (at the cost of one
+attempt each). Leases only decide how soon a dead holder's texts are taken over;
 a live holder renews them as it works through its batch, and even one taken for
 dead cannot double. Why nothing is lost: a held text whose holder dies is
 taken over when its lease runs out; attempts are counted only for hand-overs,
-so claims lost to crashes never use them up; a text is only given up
+so claims lost to crashes before their hand-over never use them up; a text is only given up
 (``failed``) after SMS_MAX_ATTEMPTS hand-overs that may have reached the
 provider, or a permanent refusal.
 
@@ -109,7 +118,7 @@ from bot.store.models import Message, Patient, Practice
 log = structlog.get_logger(__name__)
 
 BATCH = 200  # texts claimed at once when sending is not paced, and reconciled at once
-MAX_PER_PASS = 10_000  # texts claimed per call at most
+MAX_PER_PASS = 25_000  # texts claimed per call at most: 10,000 due invitations' openings
 IN_FLIGHT = "sending"
 RENEW_AFTER_FRACTION = 4  # a batch's leases are renewed once a quarter of a lease has passed
 KNOWN_SIDS_WINDOW = timedelta(days=7)  # recorded SIDs a lookup must not mistake for this text
