@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 
 from bot import logging as prombot_logging
 from bot.app import create_app
-from bot.services.dispatch import dispatch_due
+from bot.services.dispatch import dispatch_due, due_page_query
 from bot.services.due_work import run_due_work
 from bot.services.outbox import claim_query, send_outbox
 from bot.services.runtime import Runtime
@@ -411,7 +411,10 @@ WHERE pr.sms_number = :n AND p.phone = :a
 def explain_all(rt: Runtime) -> dict[str, list[str]]:
     params = {"now": NOW, "a": drama_number(1), "b": drama_number(2), "t": True, "n": SMS_NUMBER}
     prefix = "EXPLAIN QUERY PLAN " if rt.engine.dialect.name == "sqlite" else "EXPLAIN "
-    plans = {"claim": explain_real(rt, claim_query(NOW, 200), prefix)}
+    plans = {
+        "claim": explain_real(rt, claim_query(NOW, 200), prefix),
+        "due_page": explain_real(rt, due_page_query(NOW, (NOW, "0" * 32), 200), prefix),
+    }
     with rt.engine.connect() as connection:
         for name, sql in (
             ("busy_numbers", BUSY),
