@@ -49,7 +49,8 @@ def _patients(args: argparse.Namespace) -> tuple[dict, str]:
 def _dispatch(args: argparse.Namespace) -> tuple[dict, str]:
     from bench import dispatch
 
-    report = dispatch.run(quick=args.quick)
+    sizes = {"one_run": args.one_run} if args.one_run else {}
+    report = dispatch.run(quick=args.quick, sizes=sizes)
     return report, dispatch.table(report)
 
 
@@ -81,6 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-time", type=float, default=0.25, help="engine: seconds per batch")
     parser.add_argument(
         "--workers", type=int, default=None, help="webhook: gunicorn workers (WEB_CONCURRENCY)"
+    )
+    parser.add_argument(
+        "--one-run",
+        type=int,
+        default=None,
+        help="dispatch: due invitations for 'all sent in one scheduler run' (default 2,000;"
+        " 10,000 is issue 12's figure, a run of several minutes a database)",
     )
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")

@@ -5,8 +5,9 @@
   same fake-twilio, one after the other (target: ratio >= 0.8);
 * ``scaling``: ``dispatch_due`` for 2,000 against 20,000 due invitations
   (target: at most 10.5x), with the plan of the outbox's claim at 20,000 queued;
-* ``one_run``: 10,000 due invitations, every opening text sent by one run of the
-  scheduler's jobs (dispatch, then the outbox until it is empty);
+* ``one_run``: due invitations (2,000 by default, ``--one-run 10000`` for issue
+  12's figure), every opening text sent by one run of the scheduler's timed work
+  (``run_due_work``, unpaced); reports texts sent, seconds and what is left queued;
 * ``idle``: one pass of all timed work with nothing due, at 10,000 against a
   larger number of pending (not yet due) invitations (target: about 1x).
 
@@ -42,7 +43,7 @@ from sqlalchemy.engine import make_url
 
 from bot import logging as prombot_logging
 from bot.app import create_app
-from bot.services.dispatch import dispatch_due
+from bot.services.dispatch import dispatch_due, due_page_query
 from bot.services.due_work import run_due_work
 from bot.services.outbox import claim_query, send_outbox
 from bot.services.runtime import Runtime
@@ -352,33 +353,24 @@ def case_scaling(kind: str, folder: Path, fake_url: str, small: int, large: int)
 
 
 def case_one_run(kind: str, folder: Path, fake_url: str, due: int) -> dict[str, Any]:
-    """The scheduler's dispatch job once, then its outbox job until nothing is queued."""
+    """One run of all the scheduler's timed work (``run_due_work``, what ``prombot tick``
+    runs): the due invitations started and every opening text sent, unpaced."""
     with database(kind, folder) as url:
         rt = runtime(url, fake_url)
         seed(rt, due)
-
-        def run() -> dict[str, int]:
-            started = dispatch_due(rt, NOW, send=False)["started"]
-            sent = passes = 0
-            while True:
-                counts = send_outbox(rt, NOW)
-                passes += 1
-                sent += counts["sent"]
-                if not counts["sent"] or outbox_size(rt) == 0:
-                    break
-            return {"started": started, "sent": sent, "passes": passes}
-
-        took, counts = timed(run)
+        took, summary = timed(lambda rt=rt: run_due_work(rt, NOW))
         left = outbox_size(rt)
         rt.engine.dispose()
     _reset_fake(fake_url)
+    started, sent = summary["dispatch"]["started"], summary["outbox"]["sent"]
     return {
         "due": due,
-        **counts,
+        "started": started,
+        "sent": sent,
         "left_queued": left,
         "seconds": round(took, 1),
-        "texts_per_second": round(counts["sent"] / took, 1),
-        "met": counts["started"] == due and left == 0,
+        "texts_per_second": round(sent / took, 1),
+        "met": started == due and left == 0,
     }
 
 
@@ -419,7 +411,10 @@ WHERE pr.sms_number = :n AND p.phone = :a
 def explain_all(rt: Runtime) -> dict[str, list[str]]:
     params = {"now": NOW, "a": drama_number(1), "b": drama_number(2), "t": True, "n": SMS_NUMBER}
     prefix = "EXPLAIN QUERY PLAN " if rt.engine.dialect.name == "sqlite" else "EXPLAIN "
-    plans = {"claim": explain_real(rt, claim_query(NOW, 200), prefix)}
+    plans = {
+        "claim": explain_real(rt, claim_query(NOW, 200), prefix),
+        "due_page": explain_real(rt, due_page_query(NOW, (NOW, "0" * 32), 200), prefix),
+    }
     with rt.engine.connect() as connection:
         for name, sql in (
             ("busy_numbers", BUSY),
@@ -467,7 +462,7 @@ def run(
             "repeats": 3,
             "small": 2000,
             "large": 20_000,
-            "one_run": 10_000,
+            "one_run": 2000,  # `python -m bench --only dispatch --one-run 10000`: issue 12's
             "idle": 200_000,
         }
     ) | (sizes or {})

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_
+from sqlalchemy import literal, tuple_
 from sqlmodel import Session, col, select
 
 from bot.flows import start
@@ -31,6 +32,7 @@ from bot.store.models import Conversation, Invitation, Patient, Practice
 log = structlog.get_logger(__name__)
 
 BATCH = 200
+_DUE_AT_TYPE = Invitation.__table__.c.due_at.type
 
 
 def dispatch_due(
@@ -56,23 +58,7 @@ def dispatch_due(
     after: tuple[datetime, str] | None = None
     while True:
         with transaction(rt.engine) as session:
-            query = (
-                select(Invitation)
-                .where(Invitation.status == "pending")
-                .where(Invitation.due_at <= now)
-            )
-            if after is not None:
-                query = query.where(
-                    or_(
-                        col(Invitation.due_at) > after[0],
-                        and_(col(Invitation.due_at) == after[0], col(Invitation.id) > after[1]),
-                    )
-                )
-            page = session.exec(
-                query.order_by(col(Invitation.due_at), col(Invitation.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
+            page = session.exec(due_page_query(now, after, limit)).all()
             for outcome in _start_batch(session, rt, page, now):
                 counts[outcome] += 1
         if len(page) < limit:
@@ -81,6 +67,26 @@ def dispatch_due(
     if send:
         counts.update(send_outbox(rt, now))
     return counts
+
+
+def due_page_query(now: datetime, after: tuple[datetime, str] | None, limit: int) -> Any:
+    """The next page of due invitations after ``after`` (due_at, id), locked, in that order.
+
+    A row-value comparison: both databases read it as one range of
+    ix_invitation_due_walk (an OR of the two halves made SQLite sort every due row
+    by id, for each page).
+    """
+    query = select(Invitation).where(Invitation.status == "pending").where(Invitation.due_at <= now)
+    if after is not None:
+        query = query.where(
+            tuple_(col(Invitation.due_at), col(Invitation.id))
+            > tuple_(literal(after[0], _DUE_AT_TYPE), literal(after[1]))
+        )
+    return (
+        query.order_by(col(Invitation.due_at), col(Invitation.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def start_now(rt: Runtime, invitation_id: str, now: datetime) -> str:

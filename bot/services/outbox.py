@@ -30,13 +30,19 @@ An unsent text (no provider SID yet) is always in one of three states:
    claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite;
    texts to one phone go in the order they were written, so a later one waits
    while an earlier one is held, in doubt or backing off);
-3. for each claimed text, paced: *hands it over*, a compare-and-set on its
-   token that counts the attempt, stamps ``handed_over_at`` and renews its
-   lease (and the batch's, once a quarter of a lease has gone since the last
-   renewal), committed *before* the provider is called (if
-   the token is no longer held, the text is not sent); then calls the
-   gateway with no transaction open; then records the outcome, again only
-   while the token is held:
+3. works through the batch a chunk at a time (HAND_OVER_CHUNK texts unpaced,
+   one when paced, after the pacer's wait). One transaction *hands the chunk
+   over*: a compare-and-set on each text's token, in one statement, that counts
+   the attempt, stamps ``handed_over_at`` and renews its lease (and the batch's,
+   once a quarter of a lease has gone since the last renewal), committed
+   *before* the provider is called (a text whose token is no longer held is not
+   sent); the same transaction records what the previous chunk's texts were
+   accepted as. Then each text of the chunk goes to the gateway with no
+   transaction open (a text sent more than HAND_OVER_SPREAD after its recorded
+   hand-over is first stamped afresh; one whose phone was held back meanwhile is
+   given back unsent, its attempt uncounted). Outcomes, again only while the
+   token is held (failures at once, text by text; acceptances with the next
+   chunk, in one statement):
 
    * accepted: the SID and status, ``sent_at``; the claim ends;
    * transient failure (429, 401, a connection never made): back to
@@ -59,13 +65,16 @@ under a held token, and handing over is recorded before the provider is
 called; a takeover replaces the token, so the old holder can neither hand it
 over nor record anything but a SID afterwards. A takeover that finds a
 hand-over recorded looks the text up, and a lookup that finds nothing counts
-only after ``handed_over_at`` + the gateway's timeout + SMS_LOOKUP_DELAY_SECONDS
+only after ``handed_over_at`` + HAND_OVER_SPREAD + the gateway's timeout +
+SMS_LOOKUP_DELAY_SECONDS
 (Twilio's list may lag behind a create, by an amount Twilio does not
-document). Leases only decide how soon a dead holder's texts are taken over;
+document). A crash part-way through a chunk leaves its unsent texts recorded as handed
+over: they are looked up like the rest, never resent unseen (at the cost of one
+attempt each). Leases only decide how soon a dead holder's texts are taken over;
 a live holder renews them as it works through its batch, and even one taken for
 dead cannot double. Why nothing is lost: a held text whose holder dies is
 taken over when its lease runs out; attempts are counted only for hand-overs,
-so claims lost to crashes never use them up; a text is only given up
+so claims lost to crashes before their hand-over never use them up; a text is only given up
 (``failed``) after SMS_MAX_ATTEMPTS hand-overs that may have reached the
 provider, or a permanent refusal.
 
@@ -96,7 +105,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, bindparam, func, literal, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -109,10 +118,13 @@ from bot.store.models import Message, Patient, Practice
 log = structlog.get_logger(__name__)
 
 BATCH = 200  # texts claimed at once when sending is not paced, and reconciled at once
-MAX_PER_PASS = 10_000  # texts claimed per call at most
+MAX_PER_PASS = 25_000  # texts claimed per call at most: 10,000 due invitations' openings
 IN_FLIGHT = "sending"
 RENEW_AFTER_FRACTION = 4  # a batch's leases are renewed once a quarter of a lease has passed
 KNOWN_SIDS_WINDOW = timedelta(days=7)  # recorded SIDs a lookup must not mistake for this text
+HAND_OVER_CHUNK = 20  # texts handed over in one statement when sending is not paced
+# A text is sent at most this long after its recorded hand-over (else it is stamped afresh).
+HAND_OVER_SPREAD = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,10 @@ class OutboxSettings:
 
     def conclusive_after(self, gateway: Any) -> timedelta:
         """How long after a hand-over a lookup that finds nothing proves the text is not there."""
-        return timedelta(seconds=float(getattr(gateway, "timeout", 0)) + self.lookup_delay_seconds)
+        return (
+            timedelta(seconds=float(getattr(gateway, "timeout", 0)) + self.lookup_delay_seconds)
+            + HAND_OVER_SPREAD
+        )
 
 
 def backoff_seconds(
@@ -313,38 +328,81 @@ def _send_batch(
     rng: random.Random | Any,
     counts: dict[str, int],
 ) -> None:
+    """Hand over and send one claimed batch, a chunk at a time, in order.
+
+    Each chunk is one transaction (``_hand_over_chunk``): it records the SIDs
+    the previous chunk's texts were given and hands this chunk over, both before
+    any of this chunk is sent. Paced, a chunk is one text (the pacer, not the
+    database, sets the speed, and a hand-over is stamped just before its send);
+    unpaced, HAND_OVER_CHUNK texts. Failures are recorded at once, text by text.
+    """
     held_back: set[str] = set()  # phones whose earlier text did not go: later ones wait their turn
     renewed = clock()  # the batch's leases were taken (or last renewed) then
-    for claim in claims:
-        if claim.phone in held_back:
-            _bump(counts, _release(rt, claim, clock()))
-            continue
-        if pacer is not None:
-            pacer.wait()
-        moment = clock()
-        renew_batch = moment - renewed >= settings.lease / RENEW_AFTER_FRACTION
-        if renew_batch:
-            renewed = moment
-        refused = _hand_over(rt, claim, moment, settings, renew_batch=renew_batch)
-        if refused is not None:
-            _bump(counts, refused)
-            held_back.add(claim.phone)
-            continue
-        try:
-            sent = rt.gateway.send(
-                to=claim.phone, from_=claim.from_, body=claim.body, message_id=claim.id
+    size = 1 if pacer is not None else HAND_OVER_CHUNK
+    accepted: list[tuple[_Claim, Sent]] = []  # sent, their SIDs not yet written
+    waiting = list(claims)
+    try:
+        while waiting:
+            chunk: list[_Claim] = []
+            while waiting and len(chunk) < size:
+                claim = waiting.pop(0)
+                if claim.phone in held_back:
+                    _bump(counts, _release(rt, claim, clock()))
+                else:
+                    chunk.append(claim)
+            if not chunk:
+                continue
+            if pacer is not None:
+                pacer.wait()
+            moment = clock()
+            renew_batch = moment - renewed >= settings.lease / RENEW_AFTER_FRACTION
+            if renew_batch:
+                renewed = moment
+            refused = _hand_over_chunk(
+                rt, chunk, accepted, moment, settings, counts, renew_batch=renew_batch
             )
-        except SendError as exc:
-            _bump(counts, _record_failure(rt, claim, exc, clock(), settings, rng))
-            held_back.add(claim.phone)
-        except Exception as exc:
-            # We cannot tell whether the text left: it is in doubt, to be looked up.
-            # Only the error's class is logged: its message may quote the number or text.
-            log.error("outbox.send_crashed", message_id=claim.id, error=type(exc).__name__)
-            _bump(counts, _record_in_doubt(rt, claim, None, clock(), settings, rng))
-            held_back.add(claim.phone)
-        else:
-            _bump(counts, _record_sent(rt, claim, sent, clock()))
+            accepted = []
+            for index, claim in enumerate(chunk):
+                if claim.id in refused:
+                    _bump(counts, refused[claim.id])
+                    held_back.add(claim.phone)
+                    continue
+                if claim.phone in held_back:
+                    # Handed over with its chunk, but an earlier text to its phone did not go.
+                    _bump(counts, _withdraw(rt, claim, clock()))
+                    continue
+                if clock() - moment > HAND_OVER_SPREAD:
+                    # A slow provider: stamp the rest of the chunk afresh before sending it,
+                    # so that no hand-over is recorded much earlier than it happened.
+                    moment = clock()
+                    rest = [c for c in chunk[index:] if c.id not in refused]
+                    refused |= _hand_over_chunk(
+                        rt, rest, accepted, moment, settings, counts, again=True
+                    )
+                    accepted = []
+                    if claim.id in refused:
+                        _bump(counts, refused[claim.id])
+                        held_back.add(claim.phone)
+                        continue
+                try:
+                    sent = rt.gateway.send(
+                        to=claim.phone, from_=claim.from_, body=claim.body, message_id=claim.id
+                    )
+                except SendError as exc:
+                    _bump(counts, _record_failure(rt, claim, exc, clock(), settings, rng))
+                    held_back.add(claim.phone)
+                except Exception as exc:
+                    # We cannot tell whether the text left: it is in doubt, to be looked up.
+                    # Only the error's class is logged: its message may quote the number or text.
+                    log.error("outbox.send_crashed", message_id=claim.id, error=type(exc).__name__)
+                    _bump(counts, _record_in_doubt(rt, claim, None, clock(), settings, rng))
+                    held_back.add(claim.phone)
+                else:
+                    accepted.append((claim, sent))
+    finally:
+        if accepted:
+            # An error above leaves these to reconciliation otherwise (looked up, found).
+            _hand_over_chunk(rt, [], accepted, clock(), settings, counts)
 
 
 def reconcile_in_flight(rt: Runtime, now: datetime, *, limit: int = BATCH) -> dict[str, int]:
@@ -576,35 +634,166 @@ def _renew(rt: Runtime, token: str, moment: datetime, settings: OutboxSettings) 
         return bool(result.rowcount)
 
 
-def _hand_over(
-    rt: Runtime, claim: _Claim, moment: datetime, settings: OutboxSettings, *, renew_batch: bool
-) -> str | None:
-    """Record the hand-over before it happens, if the claim still holds; renew its lease,
-    and with ``renew_batch`` the lease of the rest of its batch.
+def _hand_over_chunk(
+    rt: Runtime,
+    chunk: list[_Claim],
+    accepted: list[tuple[_Claim, Sent]],
+    moment: datetime,
+    settings: OutboxSettings,
+    counts: dict[str, int],
+    *,
+    renew_batch: bool = False,
+    again: bool = False,
+) -> dict[str, str]:
+    """One transaction: record the SIDs in ``accepted``, then hand ``chunk`` over.
 
-    Returns None when the text may be handed over, else why not.
+    Handing over is a compare-and-set on each text's token, in one statement:
+    it counts the attempt (not ``again``: a fresh stamp for texts already
+    handed over but not yet sent), stamps ``handed_over_at`` and renews the
+    lease; with ``renew_batch`` the rest of the batch's leases are renewed too.
+    Every row is written at most once in the transaction: a second write to a
+    row makes PostgreSQL re-check its foreign keys, which would wait on any
+    transaction holding its patient (a dispatch, an inbound text).
+
+    Returns, for each text of the chunk that must not be sent, why not.
     """
+    table = Message.__table__.c
+    refused: dict[str, str] = {}
+    with transaction(rt.engine) as session:
+        for outcome in _write_accepted(session, rt, accepted, moment):
+            _bump(counts, outcome)
+        if not chunk:
+            return refused
+        token = chunk[0].token
+        ids = [claim.id for claim in chunk]
+        values: dict[str, Any] = {
+            "handed_over_at": moment,
+            "claimed_until": moment + settings.lease,
+            "updated_at": moment,
+        }
+        if not again:
+            values["attempts"] = func.coalesce(table.attempts, 0) + 1
+        held = set(
+            session.exec(
+                update(Message.__table__)
+                .where(table.id.in_(ids))
+                .where(table.claim_token == token)
+                .where(table.status == IN_FLIGHT)
+                .where(table.provider_sid.is_(None))
+                .values(**values)
+                .returning(table.id)
+            ).scalars()
+        )
+        lost = [i for i in ids if i not in held]
+        if lost:
+            sids = dict(
+                session.exec(
+                    select(Message.id, Message.provider_sid).where(col(Message.id).in_(lost))
+                ).all()
+            )
+            for message_id in lost:
+                if sids.get(message_id):
+                    log.info("outbox.settled_by_report", message_id=message_id)
+                    refused[message_id] = "settled_elsewhere"
+                else:
+                    log.warning("outbox.claim_lost", message_id=message_id)
+                    refused[message_id] = "lost_claim"
+        if renew_batch:
+            session.exec(
+                update(Message.__table__)
+                .where(table.claim_token == token)
+                .where(table.id.not_in(ids))
+                .where(table.provider_sid.is_(None))
+                .values(claimed_until=moment + settings.lease)
+            )
+    return refused
+
+
+def _write_accepted(
+    session: Session, rt: Runtime, accepted: list[tuple[_Claim, Sent]], moment: datetime
+) -> list[str]:
+    """Record the SIDs the provider gave: one read and one (batched) update for them all.
+
+    A SID is a fact: it is recorded even when the claim was lost meanwhile (that
+    stops whoever took over from handing the text over again).
+    """
+    if not accepted:
+        return []
+    table = Message.__table__.c
+    rows = {
+        row.id: row
+        for row in session.exec(
+            select(Message.id, Message.provider_sid, Message.claim_token)
+            .where(col(Message.id).in_([claim.id for claim, _ in accepted]))
+            .with_for_update()
+        ).all()
+    }
+    outcomes: list[str] = []
+    plain: list[dict[str, Any]] = []
+    for claim, sent in accepted:
+        row = rows.get(claim.id)
+        if row is None:
+            outcomes.append("lost_claim")
+        elif row.provider_sid is None:
+            if row.claim_token != claim.token:
+                log.warning("outbox.sid_after_claim_lost", message_id=claim.id)
+            if sent.error_code == OPTED_OUT_ERROR:
+                message = session.get(Message, claim.id)
+                assert message is not None
+                _accepted(session, rt, message, sent, moment)
+            else:
+                plain.append(
+                    {
+                        "b_id": claim.id,
+                        "b_sid": sent.provider_sid,
+                        "b_status": sent.status,
+                        "b_error": sent.error_code,
+                    }
+                )
+            outcomes.append("sent")
+        elif row.provider_sid == sent.provider_sid:
+            outcomes.append("sent")  # a delivery report named it first
+        else:
+            log.error(
+                "outbox.sent_twice",
+                message_id=claim.id,
+                message_sid=sent.provider_sid,
+                recorded_sid=row.provider_sid,
+            )
+            outcomes.append("duplicate")
+    if plain:
+        # The same fields as ``record_acceptance``, for many rows in one statement.
+        session.connection().execute(
+            update(Message.__table__)
+            .where(table.id == bindparam("b_id"))
+            .where(table.provider_sid.is_(None))
+            .values(
+                provider_sid=bindparam("b_sid"),
+                status=bindparam("b_status"),
+                error_code=bindparam("b_error"),
+                sent_at=func.coalesce(table.sent_at, literal(moment, table.sent_at.type)),
+                next_attempt_at=None,
+                claim_token=None,
+                claimed_until=None,
+                handed_over_at=None,
+                updated_at=moment,
+            ),
+            plain,
+        )
+    return outcomes
+
+
+def _withdraw(rt: Runtime, claim: _Claim, moment: datetime) -> str:
+    """Give back a text handed over with its chunk but never sent: as if never handed over."""
     with transaction(rt.engine) as session:
         message = _held(session, claim)
         if message is None:
             return _not_held(session, claim)
-        message.attempts = (message.attempts or 0) + 1
-        message.handed_over_at = moment
-        message.claimed_until = moment + settings.lease
-        message.updated_at = moment
-        if not renew_batch:
-            return None
-        # The rest of the batch, each row written once: a second write to a row in one
-        # transaction makes PostgreSQL re-check its foreign keys, which would wait on
-        # any transaction holding its patient (a dispatch, an inbound text).
-        session.exec(
-            update(Message)
-            .where(col(Message.claim_token) == claim.token)
-            .where(col(Message.id) != claim.id)
-            .where(col(Message.provider_sid).is_(None))
-            .values(claimed_until=moment + settings.lease)
-        )
-    return None
+        message.attempts = max((message.attempts or 0) - 1, 0)
+        message.handed_over_at = None
+        _end_claim(message, moment)
+        message.next_attempt_at = None
+        return "deferred" if _requeue(session, message) else "canceled"
 
 
 def _end_claim(message: Message, moment: datetime) -> None:
@@ -614,31 +803,6 @@ def _end_claim(message: Message, moment: datetime) -> None:
 
 
 # -- outcomes -------------------------------------------------------------------------------
-
-
-def _record_sent(rt: Runtime, claim: _Claim, sent: Sent, moment: datetime) -> str:
-    with transaction(rt.engine) as session:
-        message = session.exec(
-            select(Message).where(Message.id == claim.id).with_for_update()
-        ).first()
-        if message is None:
-            return "lost_claim"
-        if message.provider_sid is None:
-            if message.claim_token != claim.token:
-                # Taken over meanwhile, but Twilio has it: the SID is a fact, and recording
-                # it now stops whoever took over from handing it over again.
-                log.warning("outbox.sid_after_claim_lost", message_id=claim.id)
-            _accepted(session, rt, message, sent, moment)
-            return "sent"
-        if message.provider_sid == sent.provider_sid:
-            return "sent"  # a delivery report named it first
-        log.error(
-            "outbox.sent_twice",
-            message_id=claim.id,
-            message_sid=sent.provider_sid,
-            recorded_sid=message.provider_sid,
-        )
-        return "duplicate"
 
 
 def _accepted(session: Session, rt: Runtime, message: Message, sent: Sent, now: datetime) -> None:

@@ -1,4 +1,5 @@
-"""Delivery through Twilio's REST API, with the official ``twilio`` client.
+"""Delivery through Twilio's REST API: creates as one POST each on a kept-alive session,
+lookups with the official ``twilio`` client.
 
 Every text is created with a status callback URL on PUBLIC_BASE_URL (so
 delivery reports reach ``POST /sms/status``) that names the text's own id
@@ -114,28 +115,55 @@ class TwilioGateway:
         self._client = Client(account_sid, auth_token, account_sid, http_client=self._http)
         # Point the Api domain (api.twilio.com: Messages live there) at TWILIO_API_URL.
         self._client.api.base_url = api_url.rstrip("/")
+        # Creates go straight to the Messages resource on one kept-alive session.
+        self._messages_url = (
+            f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        )
+        self._auth = (account_sid, auth_token)
+        self._session = requests.Session()
+        self._session.headers["Accept"] = "application/json"
 
     # -- sending -------------------------------------------------------------------------
 
     def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
-        options: dict[str, Any] = {"validity_period": self.validity_period}
+        """Create the message: one POST on a kept-alive session, the answer read for its SID.
+
+        The same request the official client makes (``Messages.json``, form-encoded,
+        basic auth), without building and parsing its resource objects for every
+        text: a third of a text's time at the unpaced rate. Lookups use the client.
+        """
+        form: dict[str, str] = {
+            "To": to,
+            "From": from_,
+            "Body": body,
+            "ValidityPeriod": str(self.validity_period),
+        }
         if self.status_callback:
-            options["status_callback"] = callback_url(self.status_callback, message_id)
+            form["StatusCallback"] = callback_url(self.status_callback, message_id)
         try:
-            message = self._client.messages.create(to=to, from_=from_, body=body, **options)
-        except (TwilioRestException, TwilioServiceException) as exc:
-            error = self._rest_error(exc)
+            response = self._session.post(
+                self._messages_url, data=form, auth=self._auth, timeout=self.timeout
+            )
+            answer = _json(response)
         except requests.RequestException as exc:
             error = _network_error(exc)
-        except TwilioException as exc:  # a 2xx answer we could not read: it may have gone
-            error = SendError(None, f"unreadable answer: {exc}", permanent=False, in_doubt=True)
         else:
-            log.info("twilio.sent", message_id=message_id, message_sid=message.sid)
-            return Sent(
-                provider_sid=message.sid,
-                status=str(message.status or "queued"),
-                error_code=_int_or_none(message.error_code),
-            )
+            if 200 <= response.status_code < 300:
+                sid = answer.get("sid") if isinstance(answer, dict) else None
+                if isinstance(sid, str) and sid:
+                    log.info("twilio.sent", message_id=message_id, message_sid=sid)
+                    return Sent(
+                        provider_sid=sid,
+                        status=str(answer.get("status") or "queued"),
+                        error_code=_int_or_none(answer.get("error_code")),
+                    )
+                # A 2xx answer we could not read: it may have gone.
+                error = SendError(None, "unreadable answer", permanent=False, in_doubt=True)
+            else:
+                code = answer.get("code") if isinstance(answer, dict) else None
+                error = self._http_error(
+                    response.status_code, _int_or_none(code), dict(response.headers)
+                )
         log.warning(
             "twilio.send_failed",
             message_id=message_id,
@@ -145,9 +173,7 @@ class TwilioGateway:
         )
         raise error
 
-    def _rest_error(self, exc: TwilioRestException | TwilioServiceException) -> SendError:
-        status = int(exc.status or 0)
-        code = _int_or_none(exc.code)
+    def _http_error(self, status: int, code: int | None, headers: dict[str, str]) -> SendError:
         if status == 429 or status >= 500:
             return SendError(
                 code or status,
@@ -155,7 +181,7 @@ class TwilioGateway:
                 permanent=False,
                 # Throttled requests were not acted on; a server error may have been.
                 in_doubt=status >= 500,
-                retry_after=_retry_after(self._http.last_headers()),
+                retry_after=_retry_after(headers),
             )
         if status == AUTH_FAILED:
             log.error("twilio.authentication_failed", error_code=code)
@@ -216,6 +242,13 @@ def callback_url(base: str, message_id: str) -> str:
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     query = [(k, v) for k, v in query if k != "message_id"] + [("message_id", message_id)]
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _network_error(exc: requests.RequestException) -> SendError:

@@ -170,7 +170,8 @@ class Consultation(SQLModel, table=True):
 class Invitation(SQLModel, table=True):
     """One questionnaire to send to one patient at one time; its status is its life story."""
 
-    __table_args__ = (Index("ix_invitation_status_due", "status", "due_at"),)
+    # The dispatcher walks due invitations in (due_at, id) order, a page at a time.
+    __table_args__ = (Index("ix_invitation_due_walk", "status", "due_at", "id"),)
     id: str = _id()
     practice_id: str = Field(foreign_key="practice.id", index=True)
     patient_id: str = Field(foreign_key="patient.id", index=True)

@@ -30,6 +30,7 @@ from bot.services.carry_out import opt_out
 from bot.services.demo import DEMO_SMS_NUMBER, Demo
 from bot.services.dispatch import dispatch_due
 from bot.services.outbox import (
+    HAND_OVER_SPREAD,
     OutboxSettings,
     Pacer,
     _pacer_for,
@@ -39,7 +40,7 @@ from bot.services.outbox import (
 )
 from bot.services.runtime import Runtime
 from bot.sms.fake_twilio import running
-from bot.sms.gateway import Sent
+from bot.sms.gateway import SendError, Sent
 from bot.sms.local import LocalGateway
 from bot.sms.twilio import TwilioGateway
 from bot.store.db import transaction
@@ -49,8 +50,9 @@ from tests.service.test_twilio_gateway import ACCOUNT_SID, AUTH_TOKEN, Fake
 
 LEASE = timedelta(seconds=OutboxSettings.lease_seconds)
 GATEWAY_TIMEOUT = 5  # seconds: the test gateway's TWILIO_TIMEOUT_SECONDS
-# After a hand-over without an answer, a lookup that finds nothing proves nothing until then.
-SETTLE = timedelta(seconds=GATEWAY_TIMEOUT + OutboxSettings.lookup_delay_seconds)
+# After a hand-over without an answer, a lookup that finds nothing proves nothing until then
+# (a text goes at most HAND_OVER_SPREAD after its hand-over is recorded).
+SETTLE = timedelta(seconds=GATEWAY_TIMEOUT + OutboxSettings.lookup_delay_seconds) + HAND_OVER_SPREAD
 WAIT = 60  # seconds: a bound on waiting for threads, not an expectation of speed
 
 
@@ -221,7 +223,9 @@ def test_a_later_text_to_the_same_phone_waits_for_an_earlier_one_held_back(
     counts = send_outbox(rt, clock.now)
     assert counts == {"sent": 1, "failed": 0, "retrying": 1, "deferred": 1}
     assert bodies_at(fake) == ["To somebody else"]
+    # Handed over with its chunk, never sent: given back as if never handed over.
     assert row(rt, second).status == "queued" and row(rt, second).attempts == 0
+    assert row(rt, second).handed_over_at is None and row(rt, second).claim_token is None
     assert send_outbox(rt, clock.now) == {"sent": 0, "failed": 0}  # still held back
 
     clock.now = row(rt, first).next_attempt_at
@@ -864,3 +868,42 @@ def test_claims_are_sized_to_the_pace_and_leased_from_the_moment_of_each_claim(
     assert len(leases) >= 5
     assert all(now + LEASE - oldest <= until <= now + LEASE for now, until in leases)
     assert clock.now - start == timedelta(seconds=2.5)
+
+
+def test_a_slow_provider_never_sends_a_text_long_after_its_recorded_hand_over(
+    app: Flask, demo: Demo, clock: Clock
+) -> None:
+    """Unpaced, a chunk of texts is handed over in one statement before any is sent.
+
+    Each send here takes 0.4 s of the test's clock and the fourth never answers:
+    before it goes, the rest of the chunk is stamped afresh, so every text is sent
+    within HAND_OVER_SPREAD of its recorded hand-over (a lookup waits that long too).
+    """
+    calls: list[tuple[str, datetime]] = []
+
+    class Slow:
+        name = "slow"
+        paced = False
+        timeout = float(GATEWAY_TIMEOUT)
+
+        def send(self, *, to: str, from_: str, body: str, message_id: str) -> Sent:
+            calls.append((message_id, clock.now))
+            clock.advance(seconds=0.4)
+            if len(calls) == 4:
+                raise SendError(None, "no answer", permanent=False, in_doubt=True)
+            return Sent(provider_sid=f"SM{len(calls):032d}", status="queued")
+
+        def find_sent(self, **_: Any) -> Sent | None:
+            return None
+
+    rt = with_gateway(app, Slow())
+    ids = [queue(rt, demo, f"Text {n}", clock, patient=n % len(demo.patients)) for n in range(4)]
+    assert send_outbox(rt, clock.now) == {"sent": 3, "failed": 0, "in_doubt": 1}
+    assert [message_id for message_id, _ in calls] == ids
+    doubtful = row(rt, ids[3])
+    began = calls[3][1]
+    assert doubtful.handed_over_at is not None
+    assert began - HAND_OVER_SPREAD <= doubtful.handed_over_at <= began
+    assert doubtful.attempts == 1  # stamped afresh, not counted twice
+    assert doubtful.next_attempt_at >= doubtful.handed_over_at + SETTLE
+    assert [row(rt, i).provider_sid for i in ids[:3]] == [f"SM{n:032d}" for n in (1, 2, 3)]

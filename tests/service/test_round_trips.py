@@ -8,6 +8,7 @@ invitations, fails here and has to say why. Counted with SQLAlchemy's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,6 +18,7 @@ from sqlmodel import select
 
 from bot.services.demo import Demo
 from bot.services.dispatch import dispatch_due
+from bot.services.outbox import HAND_OVER_CHUNK, send_outbox
 from bot.services.runtime import Runtime
 from bot.store.db import transaction
 from bot.store.models import Invitation, Message, Patient
@@ -108,3 +110,23 @@ def test_a_page_of_due_invitations_costs_the_same_statements_for_3_or_30(
     with transaction(runtime.engine, read_only=True) as session:
         queued = session.exec(select(Message).where(Message.status == "queued")).all()
     assert len({m.patient_id for m in queued}) == 33
+
+
+def test_sending_the_outbox_costs_statements_per_chunk_not_per_text(
+    runtime: Runtime, clock: Clock, demo: Demo
+) -> None:
+    """Unpaced, each chunk of HAND_OVER_CHUNK texts is one transaction: the previous
+    chunk's SIDs recorded (a read and one batched update) and this chunk handed over
+    (one update), whatever the chunk's size; failures alone are written text by text."""
+    _due_invitations(runtime, clock, demo, range(700, 730))  # 60 texts: 3 chunks
+    dispatch_due(runtime, clock.now, send=False)
+    with counting(runtime.engine) as statements:
+        counts = send_outbox(runtime, clock.now)
+    assert counts["sent"] == 60
+    chunks = math.ceil(60 / HAND_OVER_CHUNK)
+    begin = 1 if runtime.engine.dialect.name == "sqlite" else 0
+    # Settle what is in doubt (a read), claim the batch (a read, its practices, an update),
+    # then per chunk: hand over, and record the SIDs of the one before (the last at the end).
+    expected = (begin + 1) + (begin + 3) + chunks * (begin + 1) + chunks * 2 + begin
+    assert len(statements) == expected, statements
+    assert len(statements) < 60  # it used to be six or more a text
