@@ -11,7 +11,7 @@ and PostgreSQL alike.
 Only an index: no table is rebuilt, so no foreign key is touched on SQLite.
 
 Revision ID: 0010
-Revises: 0008 (re-chain onto 0009 when both are merged)
+Revises: 0009
 Create Date: 2026-12-02 21:40:00
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
