@@ -198,9 +198,16 @@ def _open_all_week(url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_fake(fake_twilio: FakeTwilioProcess) -> FakeTwilioProcess:
-    """Each test starts with a fake that remembers nothing and fails nowhere."""
+def fresh_fake(request: pytest.FixtureRequest, fake_twilio: FakeTwilioProcess) -> FakeTwilioProcess:
+    """Each test starts with a fake that remembers nothing and fails nowhere, and a
+    server with nothing left to send: texts an earlier test left queued, retrying or
+    in doubt (the tests run in any order) are settled first, hours later, so each
+    test's counts are its own."""
     fake_twilio.control("POST", "/reset")
+    if "server" in request.fixturenames:
+        fake_twilio.behave(callback_delay=0)
+        tick_at(request.getfixturevalue("server"), timedelta(hours=6))
+        fake_twilio.control("POST", "/reset")
     # No delay at all: reports usually arrive before prombot has recorded the SID, and
     # are matched by the text's id in their URL.
     fake_twilio.behave(callback_delay=0)
