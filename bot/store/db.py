@@ -10,11 +10,13 @@ locks (``SELECT ... FOR UPDATE``) from the service layer instead.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -75,7 +77,42 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            _begin_immediate(connection.connection.dbapi_connection)
+        else:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# How often a writer waiting for SQLite's write lock looks again: from half a
+# millisecond, doubling, to at most 4 ms.
+SQLITE_LOCK_POLL_SECONDS = (0.0005, 0.004)
+
+
+def _begin_immediate(dbapi_connection: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock by polling it every few ms.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then
+    100 ms between tries, so a writer that missed the lock a few times sleeps far
+    longer than the few ms a webhook holds it (measured: p99 122 ms at 100
+    answers/s on SQLite, against 34 ms on PostgreSQL). Here the wait for BEGIN is
+    ours, with the same overall limit; every other statement keeps the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay, most = SQLITE_LOCK_POLL_SECONDS
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    # as SQLAlchemy would have raised it, had it sent the BEGIN itself
+                    raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
+            time.sleep(delay)
+            delay = min(delay * 2, most)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def is_sqlite(engine: Engine) -> bool:
