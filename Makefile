@@ -50,11 +50,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# One process by default: the end-to-end tests that share a server and a fake
-# Twilio proved timing-sensitive beside a second busy worker (issue 8 note).
-# PYTEST_WORKERS=auto spreads the suite over every core (pytest-xdist; tests
-# sharing a server process stay on one worker, tests/conftest.py).
-PYTEST_WORKERS ?= 0
+# The suite runs on every core (pytest-xdist; tests sharing a server process stay
+# on one worker, tests/conftest.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: lint browser fhir-schema assets
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
