@@ -180,6 +180,15 @@ class Settings(BaseSettings):
     staff_login_window_seconds: int = Field(
         900, ge=1, le=86_400, description="the window for failed sign-ins, in seconds"
     )
+    staff_inbox_poll_seconds: int = Field(
+        10, ge=1, le=3600, description="how often an open alert inbox fetches its rows again"
+    )
+    staff_count_poll_seconds: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="how often every staff page's header fetches the open urgent alert count",
+    )
     staff_password_hash: str = Field(
         STRONG_PASSWORD_HASH,
         description="how new staff passwords are hashed (werkzeug): `scrypt`, slow on purpose, "

@@ -160,7 +160,7 @@ def _staff_header() -> dict[str, object]:
     """The header and banner every staff page shows: navigation for this member's role and
     the practice's urgent alert counts (called by staff/base.html, so only staff pages pay)."""
     if not current_user.is_authenticated:
-        return {"navigation": [], "open_urgent": 0, "unreached_urgent": 0}
+        return {"navigation": [], "open_urgent": 0, "unreached_urgent": 0, "count_poll_seconds": 0}
     counts = queries.header_counts(context.runtime(), current_user.practice_id)
     navigation = []
     for path, label in NAVIGATION:
@@ -173,6 +173,7 @@ def _staff_header() -> dict[str, object]:
         "navigation": navigation,
         "open_urgent": counts.open_urgent,
         "unreached_urgent": counts.unreached_urgent,
+        "count_poll_seconds": context.runtime().settings.staff_count_poll_seconds,
     }
 
 
@@ -439,10 +440,6 @@ def logout():
 # -- alerts --------------------------------------------------------------------------------
 
 
-INBOX_POLL_SECONDS = 10  # how often an open inbox asks for its rows again (htmx)
-COUNT_POLL_SECONDS = 30  # how often every staff page's header asks for the urgent count
-
-
 def _inbox_filters() -> tuple[str, str]:
     """The inbox's filters from the query string; anything unknown is the default."""
     state = request.args.get("state", "open")
@@ -469,7 +466,7 @@ def _inbox_context() -> dict[str, object]:
         "severity": severity,
         "channel_labels": CHANNEL_LABELS,
         "outcome_labels": OUTCOMES,
-        "poll_seconds": INBOX_POLL_SECONDS,
+        "poll_seconds": context.runtime().settings.staff_inbox_poll_seconds,
     }
 
 
@@ -494,7 +491,9 @@ def alerts_count():
     """The header's open urgent count alone, for htmx to swap in on every staff page."""
     counts = queries.header_counts(context.runtime(), current_user.practice_id)
     return render_template(
-        "staff/_alert_count.html", count=counts.open_urgent, poll_seconds=COUNT_POLL_SECONDS
+        "staff/_alert_count.html",
+        count=counts.open_urgent,
+        poll_seconds=context.runtime().settings.staff_count_poll_seconds,
     )
 
 

@@ -285,7 +285,8 @@ def server(
     """``prombot db upgrade``, ``prombot demo --json``, then ``prombot serve``, on a free port.
 
     One server per test module and database; tests keep out of each other's way by
-    enrolling patients of their own (``Server.new_patient``).
+    enrolling patients of their own (``Server.new_patient``). A module's ``SERVER_ENV``
+    (a dict) adds settings of its own.
     """
     tmp_path = tmp_path_factory.mktemp(f"e2e-{request.param}")
     database: PostgresDatabase | None = None
@@ -308,6 +309,7 @@ def server(
         PROMBOT_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
     )
+    env.update(getattr(request.module, "SERVER_ENV", {}))
     instance = Server(backend=request.param, port=0, env=env, folder=tmp_path, demo={})
     instance.prombot("db", "upgrade")
     instance.demo = json.loads(instance.prombot("demo", "--json").stdout.strip().splitlines()[-1])

@@ -29,6 +29,9 @@ expect = sync_api.expect
 CLINICIAN = "dr.riley@demo.prombot.test"
 PASSWORD = "demo-password"
 POLL_WAIT_MS = 60_000  # a bound on waiting for the inbox's next poll, not a timing
+# The inbox and the header's count poll every 2 s here (10 s and 30 s by default), so the
+# tests wait for a poll without waiting out production's intervals.
+SERVER_ENV = {"STAFF_INBOX_POLL_SECONDS": "2", "STAFF_COUNT_POLL_SECONDS": "2"}
 
 
 def _phq9_item9_answered_2(server: Server, patient: dict) -> None:

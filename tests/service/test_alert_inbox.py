@@ -36,6 +36,7 @@ from tests.service.alerting import (
 )
 from tests.service.conftest import Clock
 from tests.service.test_staff_views import csrf_token, sign_in, staff_id
+from tests.support import use_settings
 
 RILEY = "dr.riley@demo.prombot.test"
 NOTHING = {"alerts": 0, "sent": 0, "failed": 0}
@@ -553,3 +554,17 @@ def test_the_alert_page_says_why_with_the_last_scores_the_number_and_what_was_do
             "Safe tonight; GP call tomorrow",
         ],
     ]
+
+
+def test_the_inbox_and_the_header_count_poll_as_often_as_the_practice_set(
+    app: Flask, signed_in: FlaskClient
+) -> None:
+    page = signed_in.get("/staff/alerts").text
+    assert page.count('hx-trigger="every 10s"') == 1  # the inbox (STAFF_INBOX_POLL_SECONDS)
+    assert page.count('hx-trigger="every 30s"') == 1  # the header's count
+    use_settings(app, staff_inbox_poll_seconds=3, staff_count_poll_seconds=7)
+    page = signed_in.get("/staff/alerts").text
+    assert page.count('hx-trigger="every 3s"') == 1
+    assert page.count('hx-trigger="every 7s"') == 1
+    count = signed_in.get("/staff/alerts/count").text
+    assert 'hx-trigger="every 7s"' in count

@@ -27,9 +27,10 @@ from tests.service.test_webhook import Questionnaire, phq9, twiml  # noqa: F401
 
 # SQLite's BEGIN IMMEDIATE goes straight to the driver (bot.store.db waits for the
 # write lock itself), so it is not counted; PostgreSQL's BEGIN is implicit in the driver.
-# Statements for one answer mid-questionnaire: the one read of practice + patient + conversation + invitation, the conversation's
-# compare-and-set, superseding an earlier answer to the item (BACK), and one insert
-# each for the texts (the inbound one and the replies together) and the answer.
+# Statements for one answer mid-questionnaire: the one read of practice + patient +
+# conversation + invitation, the conversation's compare-and-set, superseding an earlier
+# answer to the item (BACK), and one insert each for the texts (the inbound one and the
+# replies together) and the answer.
 STATEMENTS_PER_ANSWER = {"sqlite": 5, "postgresql": 5}
 # Statements for one page of due invitations, whatever its size: claim the
 # page, lock its patients, read its practices, ask which numbers are busy, then one
