@@ -21,17 +21,16 @@ from tests.support import TEST_PASSWORD_HASH
 TESTS = Path(__file__).parent
 # Hashing staff passwords with scrypt was most of the suite's time.
 os.environ.setdefault("STAFF_PASSWORD_HASH", TEST_PASSWORD_HASH)
-# Modules whose module-scoped fixtures start processes: each runs on one worker.
-ONE_WORKER_MODULES = {TESTS / "test_cli.py"}
 
 
 def _keep_together(path: Path) -> bool:
-    return path in ONE_WORKER_MODULES or (TESTS / "e2e") in path.parents
+    """An e2e module's tests share its server processes (module-scoped): one worker each."""
+    return (TESTS / "e2e") in path.parents
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _keep_together(item.path):
             item.add_marker(pytest.mark.xdist_group(item.path.relative_to(TESTS).as_posix()))
-            # real processes (servers, schedulers, browsers, prombot runs): the slow set
+            # real processes (servers, schedulers, browsers): the slow set
             item.add_marker(pytest.mark.slow)

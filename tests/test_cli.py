@@ -1,9 +1,15 @@
-"""The ``prombot`` command as a person or a script runs it: real processes, real stdio.
+"""The ``prombot`` command: its output, exit codes and streams, as a person or a script sees them.
 
 Contract (CONTRACT.md): ``score`` and ``chat --json`` print one JSON object with
 at least instrument, status, total, band, answers and flags; an invalid
 instrument id or value exits non-zero with a one-line error on stderr.
-Each run uses its own instance folder, so nothing is written to the repository.
+
+The pure commands (``score``, ``chat``, ``instruments``) run in this process with
+Flask's CLI runner on one app built once (the same click group, exit codes,
+stdout and stderr); what needs a process of its own (the installed console
+script, its instance folder, settings from the environment, a bad questionnaire
+file stopping start-up) runs ``prombot`` as a real process with its own instance
+folder, so nothing is written to the repository.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
+
+from bot.app import create_app
+from bot.cli import cli
 
 PROMBOT = Path(sys.executable).parent / "prombot"
 CONTRACT_KEYS = {"instrument", "status", "total", "band", "answers", "flags"}
@@ -24,61 +32,71 @@ SIX = {"phq9", "phq2", "gad7", "gad2", "auditc", "who5"}
 
 
 class Prombot:
-    """Runs ``prombot`` as a real process with its own instance folder; each distinct
-    command line is run once per module (they are pure), several at a time."""
+    """Runs ``prombot`` as a real process with its own instance folder."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PROMBOT_")}
         self.env["PROMBOT_INSTANCE"] = str(home / "instance")
-        self._done: dict[tuple, subprocess.CompletedProcess] = {}
 
-    def _key(self, args, stdin, extra_env) -> tuple:
-        return (tuple(args), stdin, tuple(sorted((extra_env or {}).items())))
-
-    def _run(self, key: tuple) -> subprocess.CompletedProcess:
-        args, stdin, extra_env = key
+    def __call__(self, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None):
         return subprocess.run(
             [str(PROMBOT), *args],
             input=stdin,
             capture_output=True,
             text=True,
-            env={**self.env, **dict(extra_env)},
+            env={**self.env, **(extra_env or {})},
             cwd=self.home,
             timeout=120,
         )
 
-    def __call__(self, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None):
-        key = self._key(args, stdin, extra_env)
-        if key not in self._done:
-            self._done[key] = self._run(key)
-        return self._done[key]
 
-    def prefetch(self, calls: list[tuple[list[str], str]]) -> None:
-        keys = [self._key(args, stdin, None) for args, stdin in calls]
-        keys = [k for k in dict.fromkeys(keys) if k not in self._done]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            self._done.update(zip(keys, pool.map(self._run, keys), strict=True))
+class InProcess:
+    """Runs a ``prombot`` command in this process (Flask's CLI runner), on one app."""
+
+    def __init__(self, home: Path) -> None:
+        app = create_app(
+            {"PROMBOT_INSTANCE": str(home / "instance"), "PROMBOT_SKIP_LOGGING_SETUP": True}
+        )
+        self.runner = app.test_cli_runner()
+
+    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        result = self.runner.invoke(cli, list(args), input=stdin)
+        return subprocess.CompletedProcess(
+            ["prombot", *args], result.exit_code, result.stdout, result.stderr
+        )
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Prombot:
-    prombot = Prombot(tmp_path_factory.mktemp("prombot"))
-    prombot.prefetch(
-        [(["score", *args], "") for args, *_ in SCORES]
-        + [(["score", *args], "") for _, args in SCORE_ERRORS]
-        + [(["chat", instrument_id, "--json"], "0\n") for instrument_id in UNKNOWN_IDS]
-    )
-    return prombot
+def run(tmp_path_factory) -> InProcess:
+    return InProcess(tmp_path_factory.mktemp("prombot"))
 
 
+@pytest.fixture
+def process(tmp_path) -> Prombot:
+    return Prombot(tmp_path)
+
+
+@pytest.mark.slow  # a real prombot process
 def test_the_console_script_is_installed():
     assert PROMBOT.exists()
 
 
-def test_runs_write_only_to_their_own_instance_folder(run):
-    assert run("instruments").returncode == 0
-    assert (run.home / "instance" / "secret_key").exists()
+@pytest.mark.slow  # a real prombot process
+def test_runs_write_only_to_their_own_instance_folder(process):
+    assert process("instruments").returncode == 0
+    assert (process.home / "instance" / "secret_key").exists()
+
+
+@pytest.mark.slow  # a real prombot process
+def test_the_installed_command_scores_and_fails_as_the_in_process_one_does(process, run):
+    for args in (["score", "phq9", *"123012301"], ["score", "phq10", "1"], ["instruments"]):
+        real, here = process(*args), run(*args)
+        assert (real.returncode, real.stdout, real.stderr) == (
+            here.returncode,
+            here.stdout,
+            here.stderr,
+        ), args
 
 
 # -- prombot instruments -------------------------------------------------------------
@@ -123,26 +141,28 @@ PRACTICE_FORM = {
 }
 
 
-def test_a_practice_folder_named_in_configuration_adds_a_questionnaire(run, tmp_path):
+@pytest.mark.slow  # a real prombot process
+def test_a_practice_folder_named_in_configuration_adds_a_questionnaire(process, tmp_path):
     folder = tmp_path / "forms"
     folder.mkdir()
     (folder / "mood_check.yaml").write_text(yaml.safe_dump(PRACTICE_FORM))
     config = {"PROMBOT_INSTRUMENTS_DIRS": str(folder)}
-    listed = run("instruments", "--json", extra_env=config)
+    listed = process("instruments", "--json", extra_env=config)
     assert {row["id"] for row in json.loads(listed.stdout)} == SIX | {"mood_check"}
-    scored = json.loads(run("score", "mood_check", "1", "0", extra_env=config).stdout)
+    scored = json.loads(process("score", "mood_check", "1", "0", extra_env=config).stdout)
     assert (scored["status"], scored["total"], scored["band"]) == ("completed", 1, "review")
-    chat = run("chat", "mood_check", "--json", stdin="yes\nno\n", extra_env=config)
+    chat = process("chat", "mood_check", "--json", stdin="yes\nno\n", extra_env=config)
     result = json.loads(chat.stdout.splitlines()[-1])
     assert (result["total"], result["answers"]) == (1, {"low": 1, "tired": 0})
 
 
-def test_a_bad_practice_file_stops_the_command_with_an_error_naming_it(run, tmp_path):
+@pytest.mark.slow  # a real prombot process
+def test_a_bad_practice_file_stops_the_command_with_an_error_naming_it(process, tmp_path):
     folder = tmp_path / "forms"
     folder.mkdir()
     bad = dict(PRACTICE_FORM, bands=[{"id": "fine", "label": "Fine", "min": 0, "max": 1}])
     (folder / "mood_check.yaml").write_text(yaml.safe_dump(bad))
-    done = run("instruments", extra_env={"PROMBOT_INSTRUMENTS_DIRS": str(folder)})
+    done = process("instruments", extra_env={"PROMBOT_INSTRUMENTS_DIRS": str(folder)})
     assert done.returncode != 0
     assert str(folder / "mood_check.yaml") in done.stderr
     assert "bands end at 1 but totals reach 2" in done.stderr
