@@ -85,7 +85,11 @@ def build_runtime(app: Flask, settings: Settings) -> Runtime:
     runtime (a new database) per test instead of building the whole app again.
     """
     return Runtime(
-        engine=make_engine(settings.database_url),
+        engine=make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        ),
         catalogue=app.extensions["prombot.catalogue"],
         gateway=gateway_from_settings(settings),
         public_base_url=settings.public_base_url,

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
         "sqlite:///instance/prombot.db",
         description="SQLAlchemy URL; `postgresql+psycopg://...` in production",
     )
+    database_pool_size: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections each process keeps open (a gunicorn worker serves "
+        "one request at a time)",
+    )
+    database_max_overflow: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="PostgreSQL connections a process may open beyond the pool at a busy moment; "
+        "keep (workers + 1) x (pool + overflow) under the server's `max_connections`",
+    )
     secret_key: str | None = Field(
         None,
         repr=False,

@@ -46,8 +46,12 @@ def resolve_url(url: str, instance_path: str | Path) -> str:
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose errors never quote row values (they hold personal data)."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engine:
+    """An engine whose errors never quote row values (they hold personal data).
+
+    On PostgreSQL each process holds at most ``pool_size + max_overflow``
+    connections (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -58,7 +62,11 @@ def make_engine(url: str) -> Engine:
         _tune_sqlite(engine)
         return engine
     return create_engine(
-        url, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
     )
 
 

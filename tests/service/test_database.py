@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Flask
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401
+from bot.app import build_runtime
 from bot.services.runtime import Runtime
 from bot.store import db
 from bot.store.db import make_engine, transaction
@@ -82,4 +84,18 @@ def test_a_sqlite_writer_that_never_gets_the_lock_fails_after_the_busy_timeout(
         first.execute(text("SELECT 1"))
         with pytest.raises(OperationalError, match="locked"), transaction(engine) as second:
             second.execute(text("SELECT 1"))
+    engine.dispose()
+
+
+def test_a_postgresql_engine_holds_at_most_the_pool_and_overflow_set(
+    database_url: str, app: Flask
+) -> None:
+    """Eight gunicorn workers and a scheduler must fit PostgreSQL's max_connections."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool is PostgreSQL's")
+    settings = app.extensions["prombot.runtime"].settings
+    assert (settings.database_pool_size, settings.database_max_overflow) == (5, 5)  # defaults
+    changed = settings.model_copy(update={"database_pool_size": 3, "database_max_overflow": 2})
+    engine = build_runtime(app, changed).engine
+    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)
     engine.dispose()
