@@ -4,7 +4,7 @@
   process), against the official twilio client creating the same texts on the
   same fake-twilio, one after the other (target: ratio >= 0.8);
 * ``scaling``: ``dispatch_due`` for 2,000 against 20,000 due invitations
-  (target: at most 10.5x; after a warm-up run, the fastest of two runs of each),
+  (target: at most 10.5x; after a warm-up run, the fastest of three runs of each),
   with the plan of the outbox's claim at 20,000 queued;
 * ``one_run``: due invitations (2,000 by default, ``--one-run 10000`` for issue
   12's figure), every opening text sent by one run of the scheduler's timed work
@@ -326,7 +326,7 @@ def case_send(kind: str, folder: Path, fake_url: str, texts: int, repeats: int) 
 
 
 def case_scaling(
-    kind: str, folder: Path, fake_url: str, small: int, large: int, repeats: int = 2
+    kind: str, folder: Path, fake_url: str, small: int, large: int, repeats: int = 3
 ) -> dict[str, Any]:
     """``dispatch_due`` at ``small`` and ``large`` due, each on a fresh database.
 
