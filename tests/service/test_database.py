@@ -87,7 +87,7 @@ def test_a_sqlite_writer_that_never_gets_the_lock_fails_after_the_busy_timeout(
     engine.dispose()
 
 
-def test_a_postgresql_engine_holds_at_most_the_pool_and_overflow_set(
+def test_a_process_holds_at_most_the_database_pool_and_overflow_set(
     database_url: str, app: Flask
 ) -> None:
     """Eight gunicorn workers and a scheduler must fit PostgreSQL's max_connections."""
