@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import platform
@@ -411,10 +412,17 @@ def measure(
     loop's, ``open_payloads`` the open loop's): the closed loop leaves at most its clients'
     requests in flight, whereas an open loop the server cannot keep up with leaves a queue."""
     started = time.monotonic()
-    closed = asyncio.run(
-        closed_loop(port, payloads, concurrency=CONCURRENCY, duration=duration, warmup=warmup)
-    )
-    opened = asyncio.run(open_loop(port, open_payloads, rate=rate, duration=duration))
+    # The load generator must not pause: a collection of its own garbage mid-loop would
+    # show as the server's latency, so the collector waits until the loops are over.
+    gc.collect()
+    gc.disable()
+    try:
+        closed = asyncio.run(
+            closed_loop(port, payloads, concurrency=CONCURRENCY, duration=duration, warmup=warmup)
+        )
+        opened = asyncio.run(open_loop(port, open_payloads, rate=rate, duration=duration))
+    finally:
+        gc.enable()
     print(f"  measured in {time.monotonic() - started:.0f} s", flush=True)
     return {"closed_loop": closed, "open_loop": opened}
 

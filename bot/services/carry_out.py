@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select, update
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select, update
 
 from bot.flows import events as ev
 from bot.services import audit
@@ -27,6 +28,17 @@ from bot.store.models import (
 )
 
 CALLBACK_FLAG = "callback_requested"
+
+# An earlier answer to the item (BACK) is superseded by the new one; built once, as it
+# runs for every answer a patient texts.
+_SUPERSEDE = (
+    update(Answer)
+    .where(col(Answer.invitation_id) == bindparam("b_invitation_id"))
+    .where(col(Answer.instrument) == bindparam("b_instrument"))
+    .where(col(Answer.item) == bindparam("b_item"))
+    .where(col(Answer.superseded) == False)  # noqa: E712
+    .values(superseded=True)
+)
 
 
 @dataclass
@@ -70,12 +82,12 @@ def carry_out(
                 effects.replies.append(message)
             case ev.AnswerRecorded() if conversation and invitation:
                 session.exec(
-                    update(Answer)
-                    .where(Answer.invitation_id == invitation.id)
-                    .where(Answer.instrument == event.instrument)
-                    .where(Answer.item == event.item)
-                    .where(Answer.superseded == False)  # noqa: E712
-                    .values(superseded=True)
+                    _SUPERSEDE,
+                    params={
+                        "b_invitation_id": invitation.id,
+                        "b_instrument": event.instrument,
+                        "b_item": event.item,
+                    },
                 )
                 session.add(
                     Answer(

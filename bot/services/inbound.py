@@ -25,9 +25,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 import structlog
-from sqlalchemy import and_, update
+from sqlalchemy import and_, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -247,6 +249,25 @@ def _insert_texts_first(session: Session) -> None:
     session.add_all(answers)
 
 
+# Built once: the webhook's hottest statement, with its values bound per call.
+_FIND = (
+    select(Practice, Patient, Conversation, Invitation)
+    .join(Patient, col(Patient.practice_id) == col(Practice.id))
+    .outerjoin(
+        Conversation,
+        and_(
+            col(Conversation.phone) == bindparam("phone"),
+            col(Conversation.active) == True,  # noqa: E712
+            col(Conversation.practice_id) == col(Practice.id),
+        ),
+    )
+    .outerjoin(Invitation, col(Invitation.id) == col(Conversation.invitation_id))
+    .where(col(Practice.sms_number) == bindparam("to"))
+    .where(col(Patient.phone) == bindparam("phone"))
+    .with_for_update(of=Patient)
+)
+
+
 def _find(
     session: Session, to: str, phone: str
 ) -> tuple[Practice, Patient, Conversation | None, Invitation | None] | None:
@@ -260,22 +281,7 @@ def _find(
     a text that loses that race is applied again from the start. With no
     conversation found, PostgreSQL looks once more after taking the lock.
     """
-    row = session.exec(
-        select(Practice, Patient, Conversation, Invitation)
-        .join(Patient, col(Patient.practice_id) == col(Practice.id))
-        .outerjoin(
-            Conversation,
-            and_(
-                col(Conversation.phone) == phone,
-                col(Conversation.active) == True,  # noqa: E712
-                col(Conversation.practice_id) == col(Practice.id),
-            ),
-        )
-        .outerjoin(Invitation, col(Invitation.id) == col(Conversation.invitation_id))
-        .where(Practice.sms_number == to)
-        .where(Patient.phone == phone)
-        .with_for_update(of=Patient)
-    ).first()
+    row = session.exec(_FIND, params={"phone": phone, "to": to}).first()
     if row is None:
         return None
     practice, patient, conversation, invitation = row
@@ -315,16 +321,25 @@ def _save_state(
         **columns,
     }
     result = session.exec(
-        update(Conversation)
-        .where(col(Conversation.id) == conversation.id)
-        .where(col(Conversation.version) == conversation.version)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _save_state_statement(tuple(values)),
+        params={**values, "_id": conversation.id, "_version": conversation.version},
     )
     if result.rowcount != 1:
         raise StaleConversation(conversation.id)
     for key, value in values.items():
         set_committed_value(conversation, key, value)
+
+
+@cache
+def _save_state_statement(columns: tuple[str, ...]) -> Any:
+    """The compare-and-set for these columns, built once (values bound per call)."""
+    return (
+        update(Conversation)
+        .where(col(Conversation.id) == bindparam("_id"))
+        .where(col(Conversation.version) == bindparam("_version"))
+        .values({name: bindparam(name) for name in columns})
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _outcome(effects: Effects) -> InboundOutcome:
