@@ -165,6 +165,14 @@ def layout(tmp_path: Path) -> Iterator[Layout]:
         database.drop()
 
 
+def _answers(url: str) -> bool:
+    """Whether a process listens and answers 200 yet (it may still be starting)."""
+    try:
+        return http("GET", url).status == 200
+    except OSError:  # refused, reset, or timed out: not listening yet
+        return False
+
+
 def test_the_compose_processes_run_a_questionnaire_end_to_end_under_gunicorn(
     layout: Layout,
 ) -> None:
@@ -181,9 +189,7 @@ def test_the_compose_processes_run_a_questionnaire_end_to_end_under_gunicorn(
     assert health.status == 200
     assert health.json()["status"] == "ok"
     assert health.headers["Server"].startswith("gunicorn")
-    layout.wait_for(
-        "fake-twilio", lambda: http("GET", layout.twilio_url + "/_fake/messages").status == 200
-    )
+    layout.wait_for("fake-twilio", lambda: _answers(layout.twilio_url + "/_fake/messages"))
     scheduler = layout.start("scheduler")
 
     patient = layout.api("POST", "/patients", {"name": "Rowan Inventedname", "phone": PHONE})
