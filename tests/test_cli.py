@@ -77,7 +77,6 @@ def process(tmp_path) -> Prombot:
     return Prombot(tmp_path)
 
 
-@pytest.mark.slow  # a real prombot process
 def test_the_console_script_is_installed():
     assert PROMBOT.exists()
 

@@ -104,6 +104,15 @@ def http(
             return HttpResponse(error.code, dict(error.headers), error.read())
 
 
+def answers_ok(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 yet: a refused, reset or timed-out connection
+    means the process is not listening yet (it may still be starting)."""
+    try:
+        return http("GET", url).status == 200
+    except OSError:
+        return False
+
+
 def sms_params(
     body: str, *, from_: str, to: str, sid: str | None = None, num_media: int = 0
 ) -> dict[str, str]:

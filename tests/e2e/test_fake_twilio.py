@@ -40,9 +40,8 @@ from tests.e2e.conftest import (
 )
 
 WAIT = 60  # seconds: a bound on waiting for callbacks, never an expectation of speed
-GATEWAY_TIMEOUT = (
-    "3"  # seconds: TWILIO_TIMEOUT_SECONDS; a normal answer on a busy machine can take 1 s
-)
+# seconds: TWILIO_TIMEOUT_SECONDS; a normal answer on a busy machine can take 1 s
+GATEWAY_TIMEOUT = "3"
 T = TypeVar("T")
 
 

@@ -30,7 +30,7 @@ from twilio.request_validator import RequestValidator
 
 from tests.dbs import postgres_admin_url
 from tests.e2e import processes
-from tests.e2e.conftest import OURS, _fresh_postgres, free_port, http, sms_params
+from tests.e2e.conftest import OURS, _fresh_postgres, answers_ok, free_port, http, sms_params
 
 pytestmark = pytest.mark.slow
 
@@ -165,14 +165,6 @@ def layout(tmp_path: Path) -> Iterator[Layout]:
         database.drop()
 
 
-def _answers(url: str) -> bool:
-    """Whether a process listens and answers 200 yet (it may still be starting)."""
-    try:
-        return http("GET", url).status == 200
-    except OSError:  # refused, reset, or timed out: not listening yet
-        return False
-
-
 def test_the_compose_processes_run_a_questionnaire_end_to_end_under_gunicorn(
     layout: Layout,
 ) -> None:
@@ -189,7 +181,7 @@ def test_the_compose_processes_run_a_questionnaire_end_to_end_under_gunicorn(
     assert health.status == 200
     assert health.json()["status"] == "ok"
     assert health.headers["Server"].startswith("gunicorn")
-    layout.wait_for("fake-twilio", lambda: _answers(layout.twilio_url + "/_fake/messages"))
+    layout.wait_for("fake-twilio", lambda: answers_ok(layout.twilio_url + "/_fake/messages"))
     scheduler = layout.start("scheduler")
 
     patient = layout.api("POST", "/patients", {"name": "Rowan Inventedname", "phone": PHONE})

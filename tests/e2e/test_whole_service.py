@@ -29,6 +29,7 @@ from tests.dbs import postgres_admin_url
 from tests.e2e.conftest import (
     OURS,
     _fresh_postgres,
+    answers_ok,
     free_port,
     http,
     prombot_command,
@@ -111,13 +112,6 @@ def start(command: list[str], env: dict[str, str], folder: Path, name: str) -> s
         return subprocess.Popen(command, env=env, cwd=folder, stdout=log, stderr=log)
 
 
-def healthy(url: str) -> bool:
-    try:
-        return http("GET", url).status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     if request.param == "sqlite":
@@ -168,9 +162,11 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
         processes=processes,
     )
     try:
-        wait_for("the web app", lambda: healthy(the_service.serve_url + "/healthz"), the_service)
+        wait_for("the web app", lambda: answers_ok(the_service.serve_url + "/healthz"), the_service)
         wait_for(
-            "fake-twilio", lambda: healthy(the_service.twilio_url + "/_fake/behaviour"), the_service
+            "fake-twilio",
+            lambda: answers_ok(the_service.twilio_url + "/_fake/behaviour"),
+            the_service,
         )
         processes.append(start([*prombot, "scheduler"], env, tmp_path, "scheduler"))
         yield the_service
